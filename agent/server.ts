@@ -1,0 +1,258 @@
+/**
+ * The agent's server: accepts connections, greets, and answers requests. Each
+ * connection owns the programs it loaded; they are detached and unloaded when
+ * it ends. A malformed frame ends that connection only.
+ *
+ * @module
+ */
+import {
+  accept,
+  argBytes,
+  argString,
+  argUint,
+  chunkMessage,
+  errorMessage,
+  formatEndpoint,
+  FramedConnection,
+  FrameError,
+  listen,
+  PROTOCOL_VERSION,
+  ProtocolError,
+  type Request,
+  resultMessage,
+} from "../wire/mod.ts";
+import { BTF_PATH, KALLSYMS_PATH, kernelInfo, readChunks } from "./kernel_info.ts";
+import { DEFAULT_RUN_LIMITS, LoadedProgram } from "./program.ts";
+
+/** Version string the agent reports in its hello. */
+export const AGENT_VERSION = "ebpfmonitor-agent/0.1.0";
+
+/** Bounds that keep one peer from exhausting the agent. */
+export interface ServerLimits {
+  /** Programs one connection may hold loaded at once. */
+  programsPerConnection: number;
+  /** Largest chunk of streamed data. */
+  chunkBytes: number;
+}
+
+/** Default bounds. */
+export const DEFAULT_SERVER_LIMITS: ServerLimits = {
+  programsPerConnection: 16,
+  chunkBytes: DEFAULT_RUN_LIMITS.chunkBytes,
+};
+
+/** An error answered to the IDS with a code it can act on. */
+class RequestError extends Error {
+  constructor(readonly code: string, message: string) {
+    super(message);
+  }
+}
+
+/** The state of one connection. */
+class Session {
+  readonly #conn: FramedConnection;
+  readonly #limits: ServerLimits;
+  readonly #programs = new Map<number, LoadedProgram>();
+  #nextHandle = 1;
+  #greeted = false;
+
+  constructor(conn: FramedConnection, limits: ServerLimits) {
+    this.#conn = conn;
+    this.#limits = limits;
+  }
+
+  /** Serves requests until the peer leaves or breaks the protocol. */
+  async serve(log: (line: string) => void): Promise<void> {
+    try {
+      for (;;) {
+        let message;
+        try {
+          message = await this.#conn.receive();
+        } catch (error) {
+          if (error instanceof FrameError || error instanceof ProtocolError) {
+            log(`closing connection: ${error.message}`);
+            await this.#conn.send(errorMessage(0, error.code, error.message)).catch(() => {});
+          }
+          return;
+        }
+        if (message === null) return;
+        if (message.type !== "request") {
+          const text = `Expected a request, got a ${message.type} message`;
+          await this.#conn.send(errorMessage(0, "malformed", text)).catch(() => {});
+          return;
+        }
+        if (!this.#greeted && message.op !== "hello") {
+          const text = "The first request must be hello";
+          await this.#conn.send(errorMessage(message.id, "no_hello", text)).catch(() => {});
+          return;
+        }
+        try {
+          await this.#answer(message);
+        } catch (error) {
+          const code = error instanceof RequestError || error instanceof ProtocolError
+            ? error.code
+            : "failed";
+          const text = error instanceof Error ? error.message : String(error);
+          await this.#conn.send(errorMessage(message.id, code, text));
+          if (code === "version") return;
+        }
+      }
+    } finally {
+      this.close();
+    }
+  }
+
+  async #answer(request: Request): Promise<void> {
+    const { id, args } = request;
+    switch (request.op) {
+      case "hello": {
+        const version = argUint(args, "version");
+        if (version !== PROTOCOL_VERSION) {
+          throw new RequestError(
+            "version",
+            `Protocol version ${version} is not supported: this agent speaks ${PROTOCOL_VERSION}`,
+          );
+        }
+        this.#greeted = true;
+        return await this.#conn.send(resultMessage(id, {
+          version: PROTOCOL_VERSION,
+          agent: AGENT_VERSION,
+          pid: Deno.pid,
+          release: Deno.osRelease(),
+        }));
+      }
+      case "ping":
+        return await this.#conn.send(resultMessage(id, {}));
+      case "kernel_info":
+        return await this.#conn.send(resultMessage(id, kernelInfo()));
+      case "btf":
+        return await this.#stream(id, BTF_PATH);
+      case "kallsyms":
+        return await this.#stream(id, KALLSYMS_PATH);
+      case "load":
+        return await this.#conn.send(resultMessage(id, this.#load(args)));
+      case "run":
+        return await this.#run(id, args);
+      case "unload": {
+        const handle = argUint(args, "handle");
+        this.#program(handle).close();
+        this.#programs.delete(handle);
+        return await this.#conn.send(resultMessage(id, {}));
+      }
+      default:
+        throw new RequestError("unknown_op", `Unknown operation ${JSON.stringify(request.op)}`);
+    }
+  }
+
+  #load(args: Record<string, unknown>): { handle: number; program: string } {
+    const name = argString(args, "name");
+    const object = argBytes(args, "object");
+    if (this.#programs.size >= this.#limits.programsPerConnection) {
+      throw new RequestError(
+        "limit",
+        `A connection may hold ${this.#limits.programsPerConnection} programs at once: unload one first`,
+      );
+    }
+    const program = LoadedProgram.load(name, object);
+    const handle = this.#nextHandle++;
+    this.#programs.set(handle, program);
+    return { handle, program: program.name };
+  }
+
+  #program(handle: number): LoadedProgram {
+    const program = this.#programs.get(handle);
+    if (program === undefined) {
+      throw new RequestError("bad_handle", `No program with handle ${handle}`);
+    }
+    return program;
+  }
+
+  async #run(id: number, args: Record<string, unknown>): Promise<void> {
+    const program = this.#program(argUint(args, "handle"));
+    const params = argBytes(args, "params");
+    const run = program.run(params, { ...DEFAULT_RUN_LIMITS, chunkBytes: this.#limits.chunkBytes });
+    let seq = 0;
+    for (;;) {
+      const step = run.next();
+      if (step.done) return await this.#conn.send(resultMessage(id, step.value));
+      await this.#conn.send(chunkMessage(id, seq++, step.value));
+    }
+  }
+
+  async #stream(id: number, path: string): Promise<void> {
+    let seq = 0;
+    let bytes = 0;
+    try {
+      for await (const chunk of readChunks(path, this.#limits.chunkBytes)) {
+        await this.#conn.send(chunkMessage(id, seq++, chunk));
+        bytes += chunk.byteLength;
+      }
+    } catch (error) {
+      if (error instanceof Deno.errors.NotFound) {
+        throw new RequestError("not_found", `${path} does not exist on this kernel`);
+      }
+      throw error;
+    }
+    await this.#conn.send(resultMessage(id, { bytes }));
+  }
+
+  close(): void {
+    for (const program of this.#programs.values()) program.close();
+    this.#programs.clear();
+    this.#conn.close();
+  }
+}
+
+/** A listening agent. */
+export class AgentServer {
+  readonly #listener: Deno.Listener;
+  readonly #limits: ServerLimits;
+  readonly #sessions = new Set<Session>();
+  readonly #log: (line: string) => void;
+
+  /**
+   * Listens on `url` (tcp://host:port or vsock://cid:port; port 0 picks one).
+   * `log` receives one line per notable event.
+   */
+  constructor(url: string, log: (line: string) => void, limits = DEFAULT_SERVER_LIMITS) {
+    this.#listener = listen(url);
+    this.#limits = limits;
+    this.#log = log;
+  }
+
+  /** The URL the agent listens on, with the real port. */
+  get url(): string {
+    return formatEndpoint(this.#listener.addr);
+  }
+
+  /** Accepts and serves connections until {@linkcode close}. */
+  async serve(): Promise<void> {
+    for (;;) {
+      const conn = await accept(this.#listener);
+      if (conn === null) return;
+      const peer = formatEndpoint(conn.remoteAddr);
+      const session = new Session(new FramedConnection(conn), this.#limits);
+      this.#sessions.add(session);
+      this.#log(`connection from ${peer}`);
+      session.serve(this.#log).catch((error) => {
+        this.#log(
+          `connection from ${peer} failed: ${error instanceof Error ? error.message : error}`,
+        );
+      }).finally(() => {
+        this.#sessions.delete(session);
+        this.#log(`connection from ${peer} closed`);
+      });
+    }
+  }
+
+  /** Stops listening and ends every connection (their programs are unloaded). */
+  close(): void {
+    try {
+      this.#listener.close();
+    } catch {
+      // already closed
+    }
+    for (const session of this.#sessions) session.close();
+    this.#sessions.clear();
+  }
+}

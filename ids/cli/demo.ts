@@ -1,0 +1,72 @@
+/**
+ * `ebpfmonitor demo`: starts an agent on this machine, connects the IDS to it,
+ * and shows the processes and modules the kernel holds, with checks that the
+ * views are sound: both fetch modes agree, and the kernel's task list agrees
+ * with /proc.
+ *
+ * @module
+ */
+import { moduleTable, processTable } from "./format.ts";
+import { withGuest } from "./session.ts";
+import type { ProcessInfo } from "../os/tasks.ts";
+
+function procPids(): Set<number> {
+  const pids = new Set<number>();
+  for (const entry of Deno.readDirSync("/proc")) {
+    if (/^\d+$/.test(entry.name)) pids.add(Number(entry.name));
+  }
+  return pids;
+}
+
+const key = (p: ProcessInfo) => `${p.pid} ${p.ppid} ${p.comm} ${p.uid}`;
+
+/** Runs the demo; returns the exit code (1 when a check fails). */
+export function demo(): Promise<number> {
+  return withGuest(undefined, async (guest, local) => {
+    console.log(`agent pid ${local?.pid} at ${guest.client.url}, kernel ${guest.profile.release}`);
+    const before = procPids();
+    const bulk = await guest.processes("bulk");
+    const page = await guest.processes("page");
+    const after = procPids();
+
+    console.log(
+      `\nProcesses (task list, bulk fetch: ${bulk.cost.roundTrips} round trips, ${bulk.cost.bytes} bytes)`,
+    );
+    console.log(processTable(bulk.items));
+
+    const modules = await guest.modules("bulk");
+    console.log(`\nModules (${modules.items.length})`);
+    if (guest.profile.modulesNote) console.log(`note: ${guest.profile.modulesNote}`);
+    else console.log(moduleTable(modules.items));
+
+    const checks: [string, boolean, string][] = [];
+    const bulkKeys = new Set(bulk.items.map(key));
+    const stable = page.items.filter((p) => before.has(p.pid) && after.has(p.pid));
+    const disagree = stable.filter((p) => !bulkKeys.has(key(p)));
+    checks.push([
+      "page and bulk fetch agree",
+      disagree.length === 0,
+      `${stable.length} stable processes compared, ${disagree.length} differ`,
+    ]);
+    const seen = new Set(bulk.items.map((p) => p.pid));
+    const missing = [...before].filter((pid) => after.has(pid) && !seen.has(pid));
+    checks.push([
+      "every /proc process is on the task list",
+      missing.length === 0,
+      missing.length ? `missing: ${missing.join(", ")}` : `${seen.size} processes`,
+    ]);
+    const hidden = bulk.items.filter((p) => !before.has(p.pid) && !after.has(p.pid));
+    checks.push([
+      "no task is hidden from /proc",
+      hidden.length === 0,
+      hidden.length
+        ? `hidden: ${hidden.map((p) => `${p.pid} ${p.comm}`).join(", ")}`
+        : "none hidden",
+    ]);
+    console.log("\nChecks");
+    for (const [name, ok, detail] of checks) {
+      console.log(`${ok ? "ok  " : "FAIL"}  ${name}: ${detail}`);
+    }
+    return checks.every(([, ok]) => ok) ? 0 : 1;
+  });
+}

@@ -1,0 +1,29 @@
+/**
+ * `ebpfmonitor ids lsmod`: the guest's kernel modules from the kernel's module list.
+ *
+ * @module
+ */
+import type { FetchMode } from "../guest.ts";
+import { moduleJson, moduleTable } from "./format.ts";
+import { withGuest } from "./session.ts";
+
+/** Options of `ids lsmod`. */
+export interface LsmodOptions {
+  /** Agent URL; absent: a local agent. */
+  connect?: string;
+  /** Fetch mode. */
+  fetch: FetchMode;
+  /** Print JSON. */
+  json: boolean;
+}
+
+/** Runs `ids lsmod`; returns the exit code. A kernel without modules prints a note on stderr. */
+export function lsmod(options: LsmodOptions): Promise<number> {
+  return withGuest(options.connect, async (guest) => {
+    const { items } = await guest.modules(options.fetch);
+    const note = guest.profile.modulesNote;
+    if (note !== undefined) console.error(`note: ${note}`);
+    console.log(options.json ? JSON.stringify(items.map(moduleJson), null, 2) : moduleTable(items));
+    return 0;
+  });
+}

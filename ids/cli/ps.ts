@@ -1,0 +1,31 @@
+/**
+ * `ebpfmonitor ids ps`: the guest's processes from the kernel's task list.
+ *
+ * @module
+ */
+import type { FetchMode } from "../guest.ts";
+import { processJson, processTable } from "./format.ts";
+import { withGuest } from "./session.ts";
+
+/** Options of `ids ps`. */
+export interface PsOptions {
+  /** Agent URL; absent: a local agent. */
+  connect?: string;
+  /** Fetch mode. */
+  fetch: FetchMode;
+  /** Print JSON. */
+  json: boolean;
+  /** Most processes. */
+  limit?: number;
+}
+
+/** Runs `ids ps`; returns the exit code. */
+export function ps(options: PsOptions): Promise<number> {
+  return withGuest(options.connect, async (guest) => {
+    const { items } = await guest.processes(options.fetch, options.limit);
+    console.log(
+      options.json ? JSON.stringify(items.map(processJson), null, 2) : processTable(items),
+    );
+    return 0;
+  });
+}

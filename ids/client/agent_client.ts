@@ -1,0 +1,219 @@
+/**
+ * The IDS's client of one agent: connects, greets, and sends requests one at
+ * a time, collecting streamed chunks. It counts round trips and bytes, which
+ * is what the benchmark compares between fetch modes.
+ *
+ * @module
+ */
+import {
+  dial,
+  FramedConnection,
+  type Message,
+  PROTOCOL_VERSION,
+  requestMessage,
+} from "../../wire/mod.ts";
+
+/** The agent answered a request with an error frame. */
+export class AgentError extends Error {
+  /** The agent's error code (e.g. "bad_handle", "failed"). */
+  readonly code: string;
+  /** @param op the operation @param code the agent's code @param message the agent's message */
+  constructor(op: string, code: string, message: string) {
+    super(`Agent could not ${op}: ${message}`);
+    this.name = "AgentError";
+    this.code = code;
+  }
+}
+
+/** What the agent says about itself in its hello. */
+export interface AgentHello {
+  /** Protocol version. */
+  version: number;
+  /** Agent software version. */
+  agent: string;
+  /** The agent's process id in the guest. */
+  pid: number;
+  /** The guest kernel's release. */
+  release: string;
+}
+
+/** The guest kernel facts the agent reports. */
+export interface KernelInfo {
+  /** `uname -r`. */
+  release: string;
+  /** CPU architecture. */
+  arch: string;
+  /** Page size in bytes. */
+  page_size: number;
+  /** Size of /sys/kernel/btf/vmlinux, 0 when missing. */
+  btf_bytes: number;
+  /** The guest's host name. */
+  hostname: string;
+}
+
+/** Counters of a client's traffic. */
+export interface TrafficStats {
+  /** Requests answered (each one round trip). */
+  roundTrips: number;
+  /** Bytes of frames sent. */
+  bytesSent: number;
+  /** Bytes of frames received. */
+  bytesReceived: number;
+}
+
+/** A streamed answer: the chunks in order and the final body. */
+export interface Streamed<T> {
+  /** The chunks' bytes, in order. */
+  chunks: Uint8Array[];
+  /** The result body. */
+  body: T;
+}
+
+/** What the agent reports after a run. */
+export interface RunSummary {
+  /** Times the program was fired. */
+  fires: number;
+  /** Records it wrote. */
+  records: number;
+  /** Bytes of records. */
+  bytes: number;
+}
+
+/** A connection to one agent. */
+export class AgentClient {
+  readonly #conn: FramedConnection;
+  readonly url: string;
+  #nextId = 1;
+  #queue: Promise<unknown> = Promise.resolve();
+  #roundTrips = 0;
+  #hello: AgentHello | undefined;
+
+  private constructor(conn: FramedConnection, url: string) {
+    this.#conn = conn;
+    this.url = url;
+  }
+
+  /** Connects to `url` (tcp://host:port or vsock://cid:port) and exchanges hellos. */
+  static async connect(url: string): Promise<AgentClient> {
+    const client = new AgentClient(new FramedConnection(await dial(url)), url);
+    try {
+      const hello = await client.request<AgentHello>("hello", {
+        version: PROTOCOL_VERSION,
+        client: "ebpfmonitor-ids/0.1.0",
+      });
+      client.#hello = hello.body;
+    } catch (error) {
+      client.close();
+      throw error;
+    }
+    return client;
+  }
+
+  /** The agent's hello. */
+  get hello(): AgentHello {
+    if (this.#hello === undefined) throw new Error("Agent has not said hello");
+    return this.#hello;
+  }
+
+  /** Traffic so far. */
+  get stats(): TrafficStats {
+    return {
+      roundTrips: this.#roundTrips,
+      bytesSent: this.#conn.bytesSent,
+      bytesReceived: this.#conn.bytesReceived,
+    };
+  }
+
+  /**
+   * Sends one request and waits for its answer (chunks, then a result). Requests
+   * from concurrent callers are queued, so each is one round trip.
+   */
+  request<T>(op: string, args: Record<string, unknown> = {}): Promise<Streamed<T>> {
+    const next = this.#queue.then(() => this.#exchange<T>(op, args));
+    this.#queue = next.catch(() => {});
+    return next;
+  }
+
+  async #exchange<T>(op: string, args: Record<string, unknown>): Promise<Streamed<T>> {
+    const id = this.#nextId++;
+    await this.#conn.send(requestMessage(id, op, args));
+    const chunks: Uint8Array[] = [];
+    for (;;) {
+      const message: Message | null = await this.#conn.receive();
+      if (message === null) {
+        throw new AgentError(op, "closed", "the connection closed before the answer");
+      }
+      if (message.type === "error") {
+        this.#roundTrips++;
+        throw new AgentError(op, message.code, message.message);
+      }
+      if (message.id !== id) {
+        throw new AgentError(op, "malformed", `answer for request ${message.id}, not ${id}`);
+      }
+      if (message.type === "chunk") {
+        if (message.seq !== chunks.length) {
+          throw new AgentError(op, "malformed", `chunk ${message.seq} arrived out of order`);
+        }
+        chunks.push(message.data);
+      } else if (message.type === "result") {
+        this.#roundTrips++;
+        return { chunks, body: message.body as T };
+      } else {
+        throw new AgentError(op, "malformed", `unexpected ${message.type} message`);
+      }
+    }
+  }
+
+  /** The empty request: one round trip, nothing else. */
+  async ping(): Promise<void> {
+    await this.request("ping");
+  }
+
+  /** Kernel facts. */
+  async kernelInfo(): Promise<KernelInfo> {
+    return (await this.request<KernelInfo>("kernel_info")).body;
+  }
+
+  /** The raw BTF of the guest kernel (/sys/kernel/btf/vmlinux). */
+  async btf(): Promise<Uint8Array> {
+    return concat((await this.request("btf")).chunks);
+  }
+
+  /** The guest's /proc/kallsyms text. */
+  async kallsyms(): Promise<string> {
+    return new TextDecoder().decode(concat((await this.request("kallsyms")).chunks));
+  }
+
+  /** Loads an eBPF object into the guest kernel; returns its handle. */
+  async load(name: string, object: Uint8Array): Promise<number> {
+    const answer = await this.request<{ handle: number }>("load", { name, object });
+    return answer.body.handle;
+  }
+
+  /** Runs a loaded program with `params`; returns the record chunks and the summary. */
+  run(handle: number, params: Uint8Array): Promise<Streamed<RunSummary>> {
+    return this.request<RunSummary>("run", { handle, params });
+  }
+
+  /** Unloads a program. */
+  async unload(handle: number): Promise<void> {
+    await this.request("unload", { handle });
+  }
+
+  /** Closes the connection (the agent unloads this connection's programs). */
+  close(): void {
+    this.#conn.close();
+  }
+}
+
+/** Concatenates byte chunks. */
+export function concat(chunks: Uint8Array[]): Uint8Array {
+  const total = chunks.reduce((sum, chunk) => sum + chunk.byteLength, 0);
+  const out = new Uint8Array(total);
+  let offset = 0;
+  for (const chunk of chunks) {
+    out.set(chunk, offset);
+    offset += chunk.byteLength;
+  }
+  return out;
+}

@@ -1,0 +1,84 @@
+/**
+ * Starts an agent on this machine as a child process, for commands run
+ * without --connect (demo, and ps/lsmod/bench against the host's own kernel).
+ * The agent stays a separate process, as it would be in a guest.
+ *
+ * @module
+ */
+
+/** A running local agent. */
+export interface LocalAgent {
+  /** Where it listens. */
+  url: string;
+  /** The child's pid. */
+  pid: number;
+  /** Stops it (SIGTERM, then waits). */
+  stop(): Promise<void>;
+}
+
+/** The command that runs this program again with other arguments. */
+export function selfCommand(args: string[]): { command: string; args: string[] } {
+  const exec = Deno.execPath();
+  const isDeno = /(^|\/)deno$/.test(exec);
+  if (isDeno) {
+    return { command: exec, args: ["run", "-A", "--unstable-vsock", Deno.mainModule, ...args] };
+  }
+  return { command: exec, args }; // a compiled ebpfmonitor binary
+}
+
+/** Starts `ebpfmonitor agent --listen tcp://127.0.0.1:0` and waits until it listens. */
+export async function startLocalAgent(timeoutMs = 30_000): Promise<LocalAgent> {
+  const { command, args } = selfCommand(["agent", "--listen", "tcp://127.0.0.1:0"]);
+  const child = new Deno.Command(command, { args, stdout: "piped", stderr: "piped", stdin: "null" })
+    .spawn();
+  const stderr = new Response(child.stderr).text();
+  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  let buffered = "";
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () => reject(new Error(`Local agent did not start listening within ${timeoutMs} ms`)),
+      timeoutMs,
+    );
+  });
+  try {
+    for (;;) {
+      const { value, done } = await Promise.race([reader.read(), timeout]);
+      if (done) {
+        const status = await child.status;
+        const why = (await stderr).trim() || `exit code ${status.code}`;
+        throw new Error(`Local agent failed to start: ${why}`);
+      }
+      buffered += value;
+      const match = /listening on (\S+)/.exec(buffered);
+      if (match?.[1]) {
+        const url = match[1];
+        reader.releaseLock();
+        child.stdout.cancel().catch(() => {});
+        return {
+          url,
+          pid: child.pid,
+          async stop() {
+            try {
+              child.kill("SIGTERM");
+            } catch {
+              // already gone
+            }
+            await child.status;
+            await stderr.catch(() => "");
+          },
+        };
+      }
+    }
+  } catch (error) {
+    try {
+      child.kill("SIGKILL");
+    } catch {
+      // already gone
+    }
+    await child.status;
+    throw error;
+  } finally {
+    clearTimeout(timer);
+  }
+}

@@ -1,0 +1,112 @@
+/**
+ * The memory layer: `read(addr, len)` over the page cache. A miss asks the
+ * page source for one page (one round trip to the agent in `page` mode) and is
+ * counted; an unreadable page is a {@linkcode MemoryFault}.
+ *
+ * @module
+ */
+import type { PageCache } from "./page_cache.ts";
+
+/** Fetches one page that the cache does not hold. */
+export interface PageSource {
+  /** The bytes of the page at page address `page`; throws {@linkcode MemoryFault} when unreadable. */
+  readPage(page: bigint): Promise<Uint8Array>;
+}
+
+/** A guest address could not be read. */
+export class MemoryFault extends Error {
+  /** The address that failed. */
+  readonly addr: bigint;
+  /** @param addr the address @param reason why, e.g. "EFAULT (errno 14)" */
+  constructor(addr: bigint, reason: string) {
+    super(`Cannot read guest memory at 0x${addr.toString(16)}: ${reason}`);
+    this.name = "MemoryFault";
+    this.addr = addr;
+  }
+}
+
+/** Reads guest kernel memory through a page cache. */
+export class KernelMemory {
+  readonly cache: PageCache;
+  readonly #source: PageSource | undefined;
+  readonly #faulted = new Map<bigint, MemoryFault>();
+  #misses = 0;
+
+  /**
+   * @param cache the page cache to read from
+   * @param source fetches missing pages; without one, a miss is a fault
+   */
+  constructor(cache: PageCache, source?: PageSource) {
+    this.cache = cache;
+    this.#source = source;
+  }
+
+  /** Pages that were not in the cache and had to be fetched one by one. */
+  get misses(): number {
+    return this.#misses;
+  }
+
+  /** Reads `len` bytes at `addr`. */
+  async read(addr: bigint, len: number): Promise<Uint8Array> {
+    const pageSize = this.cache.pageSize;
+    const first = this.cache.pageOf(addr);
+    const offset = Number(addr - first);
+    if (offset + len <= pageSize) {
+      return (await this.#page(first)).subarray(offset, offset + len);
+    }
+    const out = new Uint8Array(len);
+    let done = 0;
+    let page = first;
+    let start = offset;
+    while (done < len) {
+      const take = Math.min(pageSize - start, len - done);
+      out.set((await this.#page(page)).subarray(start, start + take), done);
+      done += take;
+      page += BigInt(pageSize);
+      start = 0;
+    }
+    return out;
+  }
+
+  async #page(page: bigint): Promise<Uint8Array> {
+    const cached = this.cache.get(page);
+    if (cached !== undefined) return cached;
+    const fault = this.#faulted.get(page);
+    if (fault !== undefined) throw fault;
+    if (this.#source === undefined) throw new MemoryFault(page, "not in the cache");
+    this.#misses++;
+    try {
+      const bytes = await this.#source.readPage(page);
+      this.cache.put(page, bytes);
+      return bytes;
+    } catch (error) {
+      if (error instanceof MemoryFault) this.#faulted.set(page, error);
+      throw error;
+    }
+  }
+
+  /** Reads a little-endian u64 (a pointer on x86-64). */
+  async u64(addr: bigint): Promise<bigint> {
+    const bytes = await this.read(addr, 8);
+    return new DataView(bytes.buffer, bytes.byteOffset, 8).getBigUint64(0, true);
+  }
+
+  /** Reads a little-endian u32. */
+  async u32(addr: bigint): Promise<number> {
+    const bytes = await this.read(addr, 4);
+    return new DataView(bytes.buffer, bytes.byteOffset, 4).getUint32(0, true);
+  }
+
+  /** Reads a little-endian s32. */
+  async i32(addr: bigint): Promise<number> {
+    const bytes = await this.read(addr, 4);
+    return new DataView(bytes.buffer, bytes.byteOffset, 4).getInt32(0, true);
+  }
+
+  /** Reads a NUL-terminated string of at most `max` bytes (a char array). */
+  async cString(addr: bigint, max: number): Promise<string> {
+    const bytes = await this.read(addr, max);
+    const end = bytes.indexOf(0);
+    return new TextDecoder().decode(end < 0 ? bytes : bytes.subarray(0, end));
+  }
+}

@@ -1,0 +1,85 @@
+/**
+ * The eBPF programs the IDS sends to an agent, loaded once per connection on
+ * first use (the paper's "sent ahead of time"), and the decoding of what they
+ * write back.
+ *
+ * @module
+ */
+import type { AgentClient } from "../client/agent_client.ts";
+import { bpfObject, type ProgramName } from "../../bpf/objects.ts";
+import { type BpfRecord, decodeRecords, FaultCode, RecordKind } from "../../bpf/records.ts";
+
+/** A walk or read in the guest failed; the message says where and why. */
+export class WalkFault extends Error {
+  /** The guest address the program was at. */
+  readonly addr: bigint;
+  /** @param what what was walked @param addr where @param code the FAULT record's value */
+  constructor(what: string, addr: bigint, code: bigint) {
+    super(`${what} stopped at 0x${addr.toString(16)}: ${describeFault(code)}`);
+    this.name = "WalkFault";
+    this.addr = addr;
+  }
+}
+
+const ERRNO_NAMES: Record<number, string> = {
+  1: "EPERM",
+  2: "ENOENT",
+  12: "ENOMEM",
+  14: "EFAULT",
+  22: "EINVAL",
+  28: "ENOSPC",
+  34: "ERANGE",
+};
+
+/** Says what a FAULT record's value means. */
+export function describeFault(code: bigint): string {
+  const n = Number(-code);
+  if (n === FaultCode.Cycle) return "the list loops back on itself (corrupted or changing list)";
+  if (n === FaultCode.LoopBound) return "the list did not close within the iteration bound";
+  if (n === FaultCode.RingFull) return "the ring buffer was full";
+  if (n === 0) return "an object could not be read";
+  return `unreadable (${ERRNO_NAMES[n] ?? "errno"} ${n})`;
+}
+
+/** The programs loaded into one agent connection. */
+export class ProgramSet {
+  readonly #client: AgentClient;
+  readonly #handles = new Map<ProgramName, Promise<number>>();
+
+  /** @param client the agent connection the programs live in */
+  constructor(client: AgentClient) {
+    this.#client = client;
+  }
+
+  /** The handle of `name`, loading it on first use. */
+  handle(name: ProgramName): Promise<number> {
+    let handle = this.#handles.get(name);
+    if (handle === undefined) {
+      handle = this.#client.load(name, bpfObject(name));
+      this.#handles.set(name, handle);
+      handle.catch(() => this.#handles.delete(name));
+    }
+    return handle;
+  }
+
+  /** Loads the programs ahead of time, so that no measured request pays for a load. */
+  async preload(names: ProgramName[]): Promise<void> {
+    await Promise.all(names.map((name) => this.handle(name)));
+  }
+
+  /** Runs `name` with `params` and returns its records, in order. */
+  async run(name: ProgramName, params: Uint8Array): Promise<BpfRecord[]> {
+    const answer = await this.#client.run(await this.handle(name), params);
+    const records: BpfRecord[] = [];
+    for (const chunk of answer.chunks) {
+      for (const record of decodeRecords(chunk)) records.push(record);
+    }
+    return records;
+  }
+}
+
+/** The first FAULT among `records`, as an error, or undefined. */
+export function firstFault(what: string, records: BpfRecord[]): WalkFault | undefined {
+  const fault = records.find((record) => record.kind === RecordKind.Fault);
+  return fault && new WalkFault(what, fault.addr, fault.value);
+}

@@ -1,0 +1,26 @@
+/**
+ * What every view of a kernel linked list shares: the check that a pointer is
+ * a kernel address and the error for a list that loops or breaks.
+ *
+ * @module
+ */
+
+/** Lowest address of the x86-64 kernel half (canonical upper half). */
+const KERNEL_SPACE_START = 0xffff_8000_0000_0000n;
+
+/** Whether `addr` lies in the kernel half of the x86-64 address space. */
+export function isKernelAddress(addr: bigint): boolean {
+  return addr >= KERNEL_SPACE_START && addr <= 0xffff_ffff_ffff_ffffn;
+}
+
+/** A kernel list could not be walked to its end. */
+export class ListWalkError extends Error {
+  /** The object the walk was at. */
+  readonly addr: bigint;
+  /** @param list which list @param addr where @param reason what went wrong */
+  constructor(list: string, addr: bigint, reason: string) {
+    super(`Cannot walk the ${list} at 0x${addr.toString(16)}: ${reason}`);
+    this.name = "ListWalkError";
+    this.addr = addr;
+  }
+}

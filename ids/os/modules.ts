@@ -1,0 +1,83 @@
+/**
+ * The module view: the kernel's module list (`modules`, linked through
+ * `module.list`) read through the memory layer, as /proc/modules shows it.
+ *
+ * @module
+ */
+import type { KernelMemory } from "../memory/memory.ts";
+import type { KernelProfile } from "../profile/profile.ts";
+import { isKernelAddress, ListWalkError } from "./list.ts";
+
+/** One loaded module. */
+export interface ModuleInfo {
+  /** `module.name`. */
+  name: string;
+  /** Base of the module's core text, as /proc/modules prints it. */
+  base: bigint;
+  /** Bytes of module memory, as /proc/modules prints it. */
+  size: number;
+  /** /proc/modules' word for `module.state`: Live, Loading, Unloading (or Unformed). */
+  state: string;
+  /** Address of the struct module. */
+  addr: bigint;
+}
+
+/** The most modules a sane list holds; past that it is corrupt. */
+const MAX_MODULES = 65_536;
+
+const STATE_WORDS: Record<string, string> = {
+  MODULE_STATE_LIVE: "Live",
+  MODULE_STATE_COMING: "Loading",
+  MODULE_STATE_GOING: "Unloading",
+  MODULE_STATE_UNFORMED: "Unformed",
+};
+
+/**
+ * Lists the modules on the module list, in list order (newest first, like
+ * /proc/modules). A kernel without module support has an empty list: the
+ * profile's `modulesNote` says why.
+ */
+export async function listModules(
+  mem: KernelMemory,
+  profile: KernelProfile,
+): Promise<ModuleInfo[]> {
+  const layout = profile.modules;
+  if (layout === undefined) return [];
+  const nextOffset = BigInt(profile.listHead.next.offset);
+  const listOffset = BigInt(layout.list.offset);
+  const head = layout.listHead;
+  const modules: ModuleInfo[] = [];
+  const seen = new Set<bigint>();
+  let node = await mem.u64(head + nextOffset);
+  while (node !== head) {
+    const mod = node - listOffset;
+    if (!isKernelAddress(node)) {
+      throw new ListWalkError(
+        "module list",
+        mod,
+        `next points outside kernel memory (0x${node.toString(16)})`,
+      );
+    }
+    if (seen.has(mod)) {
+      throw new ListWalkError("module list", mod, "loops back without reaching its head");
+    }
+    if (seen.size >= MAX_MODULES) {
+      throw new ListWalkError("module list", mod, "holds too many modules");
+    }
+    seen.add(mod);
+    const at = (offset: number) => mod + BigInt(offset);
+    let size = 0;
+    for (const part of layout.memory.sizes) size += await mem.u32(at(part.offset));
+    const state = await mem.u32(at(layout.state.offset));
+    const stateName = profile.moduleStateName(state);
+    modules.push({
+      name: await mem.cString(at(layout.name.offset), layout.name.length),
+      base: await mem.u64(at(layout.memory.base.offset)),
+      size,
+      state: stateName ? STATE_WORDS[stateName] ?? stateName : `state ${state}`,
+      addr: mod,
+    });
+    node = await mem.u64(mod + listOffset + nextOffset);
+  }
+  return modules;
+}

@@ -1,0 +1,372 @@
+/**
+ * The kernel profile: everything the OS views need to know about one guest kernel, computed once
+ * from its BTF and kallsyms. Kernel drift is decided here, by member existence, and nowhere else.
+ *
+ * @example
+ * ```ts
+ * const profile = new KernelProfile({ release: "6.1.0-28-amd64", btf, kallsyms, pageSize: 4096 });
+ * profile.tasks.tasks.offset; // offset of task_struct.tasks
+ * profile.modules?.memory.source; // "mem" on 6.4+, "core_layout" before
+ * ```
+ * @module
+ */
+
+import { type Btf, BtfKind } from "./btf.ts";
+import { type AddressRange, DATA_SYMBOL_TYPES, type Kallsyms } from "./kallsyms.ts";
+
+/** Error thrown when a mandatory part of the profile is missing from BTF or kallsyms. */
+export class ProfileError extends Error {
+  /** Creates the error; `message` is in sentence case, without a trailing period. */
+  constructor(message: string) {
+    super(message);
+    this.name = "ProfileError";
+  }
+}
+
+/** What a profile is built from. */
+export interface KernelProfileSource {
+  /** Kernel release (`uname -r`), e.g. `6.1.0-28-amd64`. */
+  release: string;
+  /** The kernel's BTF (`/sys/kernel/btf/vmlinux`). */
+  btf: Btf;
+  /** The kernel's symbols (`/proc/kallsyms`). */
+  kallsyms: Kallsyms;
+  /** Page size in bytes (4096 on x86-64). */
+  pageSize: number;
+}
+
+/** Offset and size of one member, relative to the start of its struct. */
+export interface MemberLayout {
+  /** Byte offset from the start of the struct. */
+  offset: number;
+  /** Size in bytes of the member. */
+  size: number;
+}
+
+/** Layout of `struct list_head`. */
+export interface ListHeadLayout {
+  /** `list_head.next`. */
+  next: MemberLayout;
+  /** `list_head.prev`. */
+  prev: MemberLayout;
+  /** `sizeof(struct list_head)`. */
+  size: number;
+}
+
+/** Layout of the `task_struct` members the task views read. */
+export interface TaskLayout {
+  /** `sizeof(struct task_struct)`. */
+  size: number;
+  /** `task_struct.tasks` (a `list_head` linking every thread group leader). */
+  tasks: MemberLayout;
+  /** `task_struct.pid`. */
+  pid: MemberLayout;
+  /** `task_struct.tgid`. */
+  tgid: MemberLayout;
+  /** `task_struct.real_parent`. */
+  real_parent: MemberLayout;
+  /** `task_struct.group_leader`. */
+  group_leader: MemberLayout;
+  /** `task_struct.comm` (`TASK_COMM_LEN` bytes, 16). */
+  comm: MemberLayout;
+  /** `task_struct.cred` (effective credentials). */
+  cred: MemberLayout;
+  /** `task_struct.real_cred` (objective credentials). */
+  real_cred: MemberLayout;
+  /** `task_struct.flags` (`PF_*`). */
+  flags: MemberLayout;
+  /** The task state: `task_struct.__state` on 5.14+, `task_struct.state` before. */
+  state: MemberLayout;
+  /** Which member {@link TaskLayout.state} is. */
+  stateMember: "__state" | "state";
+  /** `task_struct.exit_state` (`EXIT_ZOMBIE`, `EXIT_DEAD`). */
+  exit_state: MemberLayout;
+}
+
+/** Layout of the `struct cred` members the task views read. */
+export interface CredLayout {
+  /** `sizeof(struct cred)`. */
+  size: number;
+  /** `cred.uid.val`. */
+  uid: MemberLayout;
+  /** `cred.euid.val`. */
+  euid: MemberLayout;
+  /** `cred.gid.val`. */
+  gid: MemberLayout;
+}
+
+/**
+ * Where a module's base address and size are, relative to the start of `struct module`, so that
+ * a view prints what `/proc/modules` prints: base = the pointer at {@link base}, size = the sum of
+ * the `unsigned int`s at {@link sizes}.
+ */
+export interface ModuleMemoryLayout {
+  /**
+   * Which members hold them:
+   * - `"mem"`: Linux 6.4+, `struct module_memory mem[MOD_MEM_NUM_TYPES]`;
+   * - `"core_layout"`: Linux 4.5–6.3, `struct module_layout core_layout, init_layout`;
+   * - `"module_core"`: before Linux 4.5, `module_core`, `core_size`, `init_size`.
+   */
+  source: "mem" | "core_layout" | "module_core";
+  /** The base pointer: `mem[MOD_TEXT].base`, `core_layout.base` or `module_core`. */
+  base: MemberLayout;
+  /**
+   * The sizes to add: `mem[t].size` for every `mod_mem_type` t, or `core_layout.size` and
+   * `init_layout.size`, or `core_size` and `init_size`.
+   */
+  sizes: MemberLayout[];
+}
+
+/** `enum module_state` enumerator names. */
+export type ModuleStateName =
+  | "MODULE_STATE_LIVE"
+  | "MODULE_STATE_COMING"
+  | "MODULE_STATE_GOING"
+  | "MODULE_STATE_UNFORMED";
+
+/** Layout of the `struct module` members the module views read, and the module list head. */
+export interface ModuleLayout {
+  /** Address of the `modules` list head (a `struct list_head`). */
+  listHead: bigint;
+  /** `sizeof(struct module)`. */
+  size: number;
+  /** `module.list`. */
+  list: MemberLayout;
+  /** `module.name`, a `char[MODULE_NAME_LEN]`. */
+  name: MemberLayout & { length: number };
+  /** `module.state` (an `enum module_state`). */
+  state: MemberLayout;
+  /** Base address and size of the module's memory. */
+  memory: ModuleMemoryLayout;
+  /** Values of `enum module_state`. */
+  states: Readonly<Record<ModuleStateName, number>>;
+}
+
+const MODULE_STATE_NAMES: readonly ModuleStateName[] = [
+  "MODULE_STATE_LIVE",
+  "MODULE_STATE_COMING",
+  "MODULE_STATE_GOING",
+  "MODULE_STATE_UNFORMED",
+];
+
+/** Struct layouts and symbol addresses of one guest kernel. */
+export class KernelProfile {
+  /** Kernel release (`uname -r`). */
+  readonly release: string;
+  /** Page size in bytes. */
+  readonly pageSize: number;
+  /** The BTF the profile was built from, for views that need more than the precomputed layouts. */
+  readonly btf: Btf;
+  /** The kallsyms the profile was built from. */
+  readonly kallsyms: Kallsyms;
+  /** `struct list_head`. */
+  readonly listHead: ListHeadLayout;
+  /** `struct task_struct`. */
+  readonly tasks: TaskLayout;
+  /** `struct cred`. */
+  readonly cred: CredLayout;
+  /**
+   * Address of `init_task`; undefined when kallsyms has no data symbols (CONFIG_KALLSYMS_ALL
+   * off). Callers then start the task list walk from a task supplied by the agent.
+   */
+  readonly initTask: bigint | undefined;
+  /** Core kernel text range (`_stext` to `_etext`); undefined when kallsyms lacks either. */
+  readonly text: AddressRange | undefined;
+  /** Module list layout; undefined when the kernel has no modules (see {@link modulesNote}). */
+  readonly modules: ModuleLayout | undefined;
+  /** Why {@link modules} is undefined; undefined when it is defined. */
+  readonly modulesNote: string | undefined;
+
+  /**
+   * Builds the profile.
+   *
+   * @throws {ProfileError} when a mandatory struct, member or enum is missing, or when kallsyms
+   *   addresses are restricted (all zero)
+   */
+  constructor(source: KernelProfileSource) {
+    const { btf, kallsyms } = source;
+    this.release = source.release;
+    this.pageSize = source.pageSize;
+    this.btf = btf;
+    this.kallsyms = kallsyms;
+    if (kallsyms.restricted) {
+      throw new ProfileError(
+        "Kernel profile: kallsyms addresses are all zero (kptr_restrict, or read without CAP_SYSLOG)",
+      );
+    }
+    const layouts = new Layouts(btf);
+
+    this.listHead = {
+      size: layouts.structSize("list_head"),
+      next: layouts.member("list_head", "next"),
+      prev: layouts.member("list_head", "prev"),
+    };
+
+    // Linux 5.14 renamed task_struct.state to __state (and made it unsigned int) so that
+    // direct accesses fail to compile and go through READ_ONCE/WRITE_ONCE helpers.
+    const stateMember = layouts.has("task_struct", "__state") ? "__state" : "state";
+    const tasks = (member: string) => layouts.member("task_struct", member);
+    this.tasks = {
+      size: layouts.structSize("task_struct"),
+      tasks: tasks("tasks"),
+      pid: tasks("pid"),
+      tgid: tasks("tgid"),
+      real_parent: tasks("real_parent"),
+      group_leader: tasks("group_leader"),
+      comm: tasks("comm"),
+      cred: tasks("cred"),
+      real_cred: tasks("real_cred"),
+      flags: tasks("flags"),
+      state: tasks(stateMember),
+      stateMember,
+      exit_state: tasks("exit_state"),
+    };
+
+    this.cred = {
+      size: layouts.structSize("cred"),
+      uid: layouts.member("cred", "uid.val"),
+      euid: layouts.member("cred", "euid.val"),
+      gid: layouts.member("cred", "gid.val"),
+    };
+
+    this.initTask = kallsyms.lookup("init_task", { types: DATA_SYMBOL_TYPES });
+    this.text = kallsyms.has("_stext") && kallsyms.has("_etext") ? kallsyms.textRange() : undefined;
+
+    const listHead = kallsyms.lookup("modules", { types: DATA_SYMBOL_TYPES });
+    if (listHead === undefined) {
+      this.modules = undefined;
+      this.modulesNote = "Kernel has no module list: kallsyms has no data symbol modules " +
+        "(CONFIG_MODULES off, or kallsyms without data symbols: CONFIG_KALLSYMS_ALL off)";
+    } else if (btf.findStruct("module") === undefined || btf.structSize("module") === 0) {
+      this.modules = undefined;
+      this.modulesNote = "Kernel has no module list: BTF has no struct module (CONFIG_MODULES off)";
+    } else {
+      this.modules = moduleLayout(layouts, listHead);
+      this.modulesNote = undefined;
+    }
+  }
+
+  /** Name of an `enum module_state` value (`"MODULE_STATE_LIVE"`...), or undefined. */
+  moduleStateName(value: number): ModuleStateName | undefined {
+    const states = this.modules?.states;
+    if (!states) return undefined;
+    return MODULE_STATE_NAMES.find((name) => states[name] === value);
+  }
+}
+
+/** Member and size lookups that throw a {@link ProfileError} naming what is missing. */
+class Layouts {
+  constructor(readonly btf: Btf) {}
+
+  has(struct: string, path: string): boolean {
+    return this.btf.memberOf(struct, path) !== undefined;
+  }
+
+  structSize(struct: string): number {
+    const size = this.btf.structSize(struct);
+    if (size === undefined || size === 0) {
+      throw new ProfileError(`Kernel profile: BTF has no struct ${struct}`);
+    }
+    return size;
+  }
+
+  member(struct: string, path: string): MemberLayout {
+    this.structSize(struct);
+    const info = this.btf.memberOf(struct, path);
+    if (!info) {
+      throw new ProfileError(`Kernel profile: struct ${struct} has no member ${path}`);
+    }
+    if (info.bitSize !== 0) {
+      throw new ProfileError(
+        `Kernel profile: struct ${struct} member ${path} is a bitfield, expected a whole member`,
+      );
+    }
+    return { offset: info.offset, size: info.size };
+  }
+
+  enumValue(enumName: string, valueName: string): number {
+    const value = this.btf.enumValue(enumName, valueName);
+    if (value === undefined) {
+      throw new ProfileError(`Kernel profile: enum ${enumName} has no value ${valueName}`);
+    }
+    return value;
+  }
+}
+
+function moduleLayout(layouts: Layouts, listHead: bigint): ModuleLayout {
+  const name = layouts.member("module", "name");
+  const nameArray = layouts.btf.array(layouts.btf.memberOf("module", "name")?.typeId ?? 0);
+  if (!nameArray) throw new ProfileError("Kernel profile: module.name is not an array");
+
+  const states = {} as Record<ModuleStateName, number>;
+  for (const stateName of MODULE_STATE_NAMES) {
+    states[stateName] = layouts.enumValue("module_state", stateName);
+  }
+
+  return {
+    listHead,
+    size: layouts.structSize("module"),
+    list: layouts.member("module", "list"),
+    name: { ...name, length: nameArray.count },
+    state: layouts.member("module", "state"),
+    memory: moduleMemoryLayout(layouts),
+    states,
+  };
+}
+
+/**
+ * The one place that decides where a module's base and size live. Each case prints what
+ * `/proc/modules` prints on that kernel (`m_show()` in kernel/module/procfs.c, kernel/module.c
+ * before 5.19).
+ */
+function moduleMemoryLayout(layouts: Layouts): ModuleMemoryLayout {
+  const btf = layouts.btf;
+  const module = (path: string) => layouts.member("module", path);
+
+  // Linux 6.4 ("module: replace module_layout with module_memory") split a module into
+  // mem[MOD_MEM_NUM_TYPES]; /proc/modules prints mem[MOD_TEXT].base and the sum of
+  // mem[type].size over for_each_mod_mem_type(type), i.e. every type below MOD_MEM_NUM_TYPES.
+  if (layouts.has("module", "mem")) {
+    const mem = btf.memberOf("module", "mem");
+    const array = mem === undefined ? undefined : btf.array(mem.typeId);
+    if (!array || btf.kind(btf.resolve(array.elemTypeId)) !== BtfKind.STRUCT) {
+      throw new ProfileError("Kernel profile: module.mem is not an array of struct module_memory");
+    }
+    // enum mod_mem_type is in BTF when a function takes it; when it is missing, MOD_TEXT is 0
+    // and the array length is MOD_MEM_NUM_TYPES, as in every kernel since 6.4.
+    const textIndex = btf.enumValue("mod_mem_type", "MOD_TEXT") ?? 0;
+    const typeCount = btf.enumValue("mod_mem_type", "MOD_MEM_NUM_TYPES") ?? array.count;
+    if (typeCount !== array.count) {
+      throw new ProfileError(
+        `Kernel profile: module.mem has ${array.count} entries but MOD_MEM_NUM_TYPES is ${typeCount}`,
+      );
+    }
+    const sizes: MemberLayout[] = [];
+    for (let type = 0; type < typeCount; type++) sizes.push(module(`mem[${type}].size`));
+    return { source: "mem", base: module(`mem[${textIndex}].base`), sizes };
+  }
+
+  // Linux 4.5 ("module: use a structure to encapsulate layout") grouped the core and init
+  // sections into core_layout/init_layout; /proc/modules prints core_layout.base and
+  // init_layout.size + core_layout.size.
+  if (layouts.has("module", "core_layout")) {
+    return {
+      source: "core_layout",
+      base: module("core_layout.base"),
+      sizes: [module("core_layout.size"), module("init_layout.size")],
+    };
+  }
+
+  // Before Linux 4.5: module_core, core_size and init_size directly in struct module.
+  if (layouts.has("module", "module_core")) {
+    return {
+      source: "module_core",
+      base: module("module_core"),
+      sizes: [module("core_size"), module("init_size")],
+    };
+  }
+
+  throw new ProfileError(
+    "Kernel profile: struct module has none of the members mem, core_layout, module_core",
+  );
+}

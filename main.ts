@@ -1,0 +1,97 @@
+/**
+ * ebpfmonitor: safe, fast intrusion detection for VMs whose memory the host
+ * cannot read. One program, two roles: `agent` inside the guest, `ids` outside.
+ *
+ * ```sh
+ * deno run -A main.ts agent --listen tcp://0.0.0.0:7070     # in the guest, as root
+ * deno run -A main.ts ids ps --connect tcp://GUEST:7070     # on the host
+ * deno run -A main.ts demo                                  # both, on this machine
+ * ```
+ *
+ * @module
+ */
+import { Command, InvalidArgumentError, Option } from "commander";
+import { runAgent } from "./agent.ts";
+import { parseFetchMode } from "./ids/guest.ts";
+import { bench } from "./ids/cli/bench.ts";
+import { demo } from "./ids/cli/demo.ts";
+import { lsmod } from "./ids/cli/lsmod.ts";
+import { ps } from "./ids/cli/ps.ts";
+
+function positiveInt(text: string): number {
+  const n = Number(text);
+  if (!Number.isSafeInteger(n) || n <= 0) {
+    throw new InvalidArgumentError("expected a positive integer");
+  }
+  return n;
+}
+
+function fetchOption(): Option {
+  return new Option("--fetch <mode>", "how the IDS fetches guest memory: page or bulk")
+    .default("bulk")
+    .argParser((text) => {
+      try {
+        return parseFetchMode(text);
+      } catch (error) {
+        throw new InvalidArgumentError((error as Error).message);
+      }
+    });
+}
+
+const connectHelp = "agent URL (tcp://host:port or vsock://cid:port); default: start an agent here";
+
+/** Builds the command line; each action resolves to an exit code. */
+export function program(setExit: (code: number) => void): Command {
+  const root = new Command("ebpfmonitor")
+    .description("Intrusion detection for VMs through an in-guest eBPF agent")
+    .version("0.1.0")
+    .showHelpAfterError();
+
+  root.command("agent")
+    .description("run the agent (inside the guest, as root)")
+    .option("--listen <url>", "where to listen", "tcp://127.0.0.1:7070")
+    .option("-v, --verbose", "log connections to stderr", false)
+    .action(async (o) => setExit(await runAgent({ listen: o.listen, verbose: o.verbose })));
+
+  const ids = root.command("ids").description("the IDS: inspect a guest through its agent");
+
+  ids.command("ps")
+    .description("list the guest's processes from the kernel's task list")
+    .option("--connect <url>", connectHelp)
+    .addOption(fetchOption())
+    .option("--limit <n>", "list at most n processes", positiveInt)
+    .option("--json", "print JSON", false)
+    .action(async (o) => setExit(await ps(o)));
+
+  ids.command("lsmod")
+    .description("list the guest's kernel modules from the kernel's module list")
+    .option("--connect <url>", connectHelp)
+    .addOption(fetchOption())
+    .option("--json", "print JSON", false)
+    .action(async (o) => setExit(await lsmod(o)));
+
+  ids.command("bench")
+    .description("compare fetch modes: acquire processes and modules, repeated")
+    .option("--connect <url>", connectHelp)
+    .option("--procs <n>", "processes to acquire", positiveInt, 100)
+    .option("--repeat <n>", "measured repetitions per mode", positiveInt, 20)
+    .option("--json", "print JSON", false)
+    .action(async (o) => setExit(await bench(o)));
+
+  root.command("demo")
+    .description("start an agent on this machine and show what the IDS sees")
+    .action(async () => setExit(await demo()));
+
+  return root;
+}
+
+if (import.meta.main) {
+  let exitCode = 0;
+  try {
+    await program((code) => exitCode = code).parseAsync(Deno.args, { from: "user" });
+  } catch (error) {
+    console.error(`ebpfmonitor: ${error instanceof Error ? error.message : error}`);
+    exitCode = 2;
+  }
+  Deno.exit(exitCode);
+}
