@@ -2,9 +2,10 @@
 /*
  * walk_tasks: walks the kernel's task list (task_struct.tasks, the thread-group
  * leaders) and copies, page by page, every task_struct, its cred and real_cred,
- * and the real_parent when that is a thread other than its group leader (its
- * task_struct is then not on the list). For each task an ADDR record follows
- * its pages. The IDS interprets the memory; this program only collects it.
+ * and its real_parent (the IDS reads the parent's tgid: the parent may be a
+ * thread that is not on the list, or a leader outside a limited walk; pages
+ * already sent are not sent again). For each task an ADDR record follows its
+ * pages. The IDS interprets the memory; this program only collects it.
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
@@ -47,8 +48,7 @@ static long visit_task(__u32 index, void *ctx)
 	if (real_cred != cred && emit_object((__u64)real_cred, bpf_core_type_size(struct cred), run_id))
 		return walk_fail((__u64)real_cred, 0);
 	parent = BPF_CORE_READ(task, real_parent);
-	if (parent && BPF_CORE_READ(parent, group_leader) != parent &&
-	    emit_object((__u64)parent, task_size, run_id))
+	if (parent && emit_object((__u64)parent, task_size, run_id))
 		return walk_fail((__u64)parent, 0);
 	emit(REC_ADDR, (__u64)task, TAG_TASK);
 

@@ -16,12 +16,21 @@ export interface LocalAgent {
   stop(): Promise<void>;
 }
 
-/** The command that runs this program again with other arguments. */
+/**
+ * The entry module of ebpfmonitor: main.ts beside this folder when running
+ * from source (whoever the main module is, e.g. a test), else the main module
+ * itself (the bundle, where every module shares one URL).
+ */
+function entryModule(): string {
+  const here = import.meta.url;
+  return here.endsWith("/ids/local_agent.ts") ? new URL("../main.ts", here).href : Deno.mainModule;
+}
+
+/** The command that runs ebpfmonitor again with other arguments. */
 export function selfCommand(args: string[]): { command: string; args: string[] } {
   const exec = Deno.execPath();
-  const isDeno = /(^|\/)deno$/.test(exec);
-  if (isDeno) {
-    return { command: exec, args: ["run", "-A", "--unstable-vsock", Deno.mainModule, ...args] };
+  if (/(^|\/)deno$/.test(exec)) {
+    return { command: exec, args: ["run", "-A", "--unstable-vsock", entryModule(), ...args] };
   }
   return { command: exec, args }; // a compiled ebpfmonitor binary
 }
