@@ -30,5 +30,14 @@ out=objects.gen.ts.tmp
   echo "};"
 } > "$out"
 mv "$out" objects.gen.ts
+
+# The walkers' bounded-loop path (kernels before 5.17, without bpf_loop), built
+# for its test on kernels that have bpf_loop.
+mkdir -p ../tests/testdata/bpf
+for p in walk_tasks walk_modules; do
+  clang -g -O2 -target bpf -D__TARGET_ARCH_x86 -DEBPFMON_BOUNDED_LOOP=1 -I. -Wall -Werror \
+    -c "$p.bpf.c" -o "../tests/testdata/bpf/$p.bounded.bpf.o"
+  llvm-strip -g "../tests/testdata/bpf/$p.bounded.bpf.o"
+done
 rm -f ./*.bpf.o
-echo "wrote bpf/objects.gen.ts (${programs[*]})"
+echo "wrote bpf/objects.gen.ts (${programs[*]}) and tests/testdata/bpf/*.bounded.bpf.o"

@@ -7,6 +7,10 @@
 #ifndef EBPFMON_WALK_H
 #define EBPFMON_WALK_H
 
+#ifndef EBPFMON_BOUNDED_LOOP
+#define EBPFMON_BOUNDED_LOOP 0
+#endif
+
 /* Objects visited in one fire: bounded so that one fire never holds the CPU long. */
 #define BATCH_LOOP 1024   /* with bpf_loop() (Linux 5.17+) */
 #define BATCH_UNROLLED 32 /* a bounded loop for older kernels (Linux 5.3+) */
@@ -90,7 +94,13 @@ static __always_inline void walk_batch(long (*visit)(__u32 index, void *ctx))
 	int i;
 
 	if (state.status == WALK_GOING) {
-		if (bpf_core_enum_value_exists(enum bpf_func_id, BPF_FUNC_loop)) {
+		/*
+		 * bpf_loop() came with Linux 5.17; CO-RE tells at load time whether the
+		 * running kernel has it, and the verifier drops the branch it does not take.
+		 * EBPFMON_BOUNDED_LOOP builds the 5.10 path on any kernel (for its test).
+		 */
+		if (!EBPFMON_BOUNDED_LOOP &&
+		    bpf_core_enum_value_exists(enum bpf_func_id, BPF_FUNC_loop)) {
 			bpf_loop(BATCH_LOOP, visit, NULL, 0);
 		} else {
 			for (i = 0; i < BATCH_UNROLLED; i++)

@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Installs what ebpfmonitor needs on a fresh Debian 12 machine, as root:
+# Debian's libbpf, bpftool, clang and llvm, and Deno from the npm registry
+# (pinned), then caches the project's npm dependencies. Safe to run again.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+DENO_VERSION=2.9.6
+APT_PACKAGES=(libbpf1 libbpf-dev bpftool clang llvm util-linux)
+
+if [ "$(id -u)" -ne 0 ]; then
+  echo "setup.sh: run as root (it installs Debian packages, and the agent needs root)" >&2
+  exit 1
+fi
+
+missing=()
+for pkg in "${APT_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+  echo "setup.sh: installing ${missing[*]}"
+  apt-get update -q
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+
+if ! command -v deno >/dev/null 2>&1 || [ "$(deno --version | head -n 1 | cut -d' ' -f2)" != "$DENO_VERSION" ]; then
+  if ! command -v npm >/dev/null 2>&1; then
+    echo "setup.sh: npm is needed to install Deno from the npm registry (apt-get install npm)" >&2
+    exit 1
+  fi
+  echo "setup.sh: installing deno $DENO_VERSION from the npm registry"
+  npm install -g --no-fund --no-audit "deno@$DENO_VERSION"
+fi
+deno --version | head -n 1
+
+# Fetch the npm packages named in deno.json (as pinned by deno.lock) once, up front.
+deno install --frozen
