@@ -5,6 +5,8 @@
  * @module
  */
 
+import type { KernelInfo } from "../wire/ops.ts";
+
 /** Where the kernel's BTF and symbols are read from. */
 export const BTF_PATH = "/sys/kernel/btf/vmlinux";
 /** The kernel's symbol table (addresses visible to root only). */
@@ -25,20 +27,6 @@ export function systemPageSize(): number {
     libc.close();
   }
   return pageSize;
-}
-
-/** Summary facts about the running kernel. */
-export interface KernelInfo {
-  /** `uname -r`. */
-  release: string;
-  /** Machine architecture as Deno reports it (x86_64). */
-  arch: string;
-  /** Page size in bytes. */
-  page_size: number;
-  /** Size of the raw BTF, 0 when the kernel has none. */
-  btf_bytes: number;
-  /** The host name of the guest. */
-  hostname: string;
 }
 
 /** Reads the kernel facts. */

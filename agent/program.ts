@@ -8,6 +8,7 @@
  */
 import { type BpfLink, type BpfMap, BpfObject, RingBuffer, updateElem } from "./libbpf.ts";
 import { fire, libcPath, TRIGGER_FUNCTION } from "./trigger.ts";
+import type { RunSummary } from "../wire/ops.ts";
 import { PARAMS_HEADER_BYTES, RECORD_HEADER_BYTES, RecordKind } from "../bpf/records.ts";
 
 /** Bounds of one run. */
@@ -20,16 +21,6 @@ export interface RunLimits {
 
 /** Default bounds: 1 MiB chunks, enough fires for the largest walks. */
 export const DEFAULT_RUN_LIMITS: RunLimits = { chunkBytes: 1 << 20, maxFires: 100_000 };
-
-/** What a run did. */
-export interface RunSummary {
-  /** Times the program was fired. */
-  fires: number;
-  /** Records drained from the ring buffer. */
-  records: number;
-  /** Bytes of records. */
-  bytes: number;
-}
 
 /** Where the ring buffer's records go during a run. */
 interface Route {

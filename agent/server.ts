@@ -21,6 +21,7 @@ import {
   type Request,
   resultMessage,
 } from "../wire/mod.ts";
+import type { HelloBody, LoadBody } from "../wire/ops.ts";
 import { BTF_PATH, KALLSYMS_PATH, kernelInfo, readChunks } from "./kernel_info.ts";
 import { DEFAULT_RUN_LIMITS, LoadedProgram } from "./program.ts";
 
@@ -114,12 +115,13 @@ class Session {
           );
         }
         this.#greeted = true;
-        return await this.#conn.send(resultMessage(id, {
+        const hello: HelloBody = {
           version: PROTOCOL_VERSION,
           agent: AGENT_VERSION,
           pid: Deno.pid,
           release: Deno.osRelease(),
-        }));
+        };
+        return await this.#conn.send(resultMessage(id, hello));
       }
       case "ping":
         return await this.#conn.send(resultMessage(id, {}));
@@ -144,7 +146,7 @@ class Session {
     }
   }
 
-  #load(args: Record<string, unknown>): { handle: number; program: string } {
+  #load(args: Record<string, unknown>): LoadBody {
     const name = argString(args, "name");
     const object = argBytes(args, "object");
     if (this.#programs.size >= this.#limits.programsPerConnection) {

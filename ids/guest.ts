@@ -8,7 +8,7 @@
  */
 import { AgentClient, type TrafficStats } from "./client/agent_client.ts";
 import { AgentPageSource } from "./memory/agent_pages.ts";
-import { ALL, bulkWalkModules, bulkWalkTasks } from "./memory/bulk.ts";
+import { ALL, bulkWalk } from "./memory/bulk.ts";
 import { KernelMemory } from "./memory/memory.ts";
 import { PageCache } from "./memory/page_cache.ts";
 import { ProgramSet } from "./memory/programs.ts";
@@ -114,10 +114,10 @@ export class Guest {
       if (mode === "bulk") {
         // The list's anchor (init_task, pid 0) is walked but not listed: one more.
         const walkLimit = limit === undefined ? ALL : limit + 1;
-        const walk = await bulkWalkTasks(this.#programs, mem.cache, start ?? 0n, walkLimit);
+        const walk = await bulkWalk(this.#programs, mem.cache, "tasks", start ?? 0n, walkLimit);
         start ??= walk.start;
       } else if (start === undefined) {
-        start = (await bulkWalkTasks(this.#programs, mem.cache, 0n, 0)).start;
+        start = (await bulkWalk(this.#programs, mem.cache, "tasks", 0n, 0)).start;
       }
       return { items: await listTasks(mem, this.profile, { start, limit }), mem };
     });
@@ -129,7 +129,7 @@ export class Guest {
       const mem = this.#memory();
       const layout = this.profile.modules;
       if (mode === "bulk" && layout !== undefined) {
-        await bulkWalkModules(this.#programs, mem.cache, layout.listHead);
+        await bulkWalk(this.#programs, mem.cache, "modules", layout.listHead);
       }
       return { items: await listModules(mem, this.profile), mem };
     });

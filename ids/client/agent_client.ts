@@ -12,6 +12,9 @@ import {
   PROTOCOL_VERSION,
   requestMessage,
 } from "../../wire/mod.ts";
+import type { HelloBody, KernelInfo, LoadBody, RunSummary } from "../../wire/ops.ts";
+
+export type { HelloBody, KernelInfo, RunSummary };
 
 /** The agent answered a request with an error frame. */
 export class AgentError extends Error {
@@ -23,32 +26,6 @@ export class AgentError extends Error {
     this.name = "AgentError";
     this.code = code;
   }
-}
-
-/** What the agent says about itself in its hello. */
-export interface AgentHello {
-  /** Protocol version. */
-  version: number;
-  /** Agent software version. */
-  agent: string;
-  /** The agent's process id in the guest. */
-  pid: number;
-  /** The guest kernel's release. */
-  release: string;
-}
-
-/** The guest kernel facts the agent reports. */
-export interface KernelInfo {
-  /** `uname -r`. */
-  release: string;
-  /** CPU architecture. */
-  arch: string;
-  /** Page size in bytes. */
-  page_size: number;
-  /** Size of /sys/kernel/btf/vmlinux, 0 when missing. */
-  btf_bytes: number;
-  /** The guest's host name. */
-  hostname: string;
 }
 
 /** Counters of a client's traffic. */
@@ -69,16 +46,6 @@ export interface Streamed<T> {
   body: T;
 }
 
-/** What the agent reports after a run. */
-export interface RunSummary {
-  /** Times the program was fired. */
-  fires: number;
-  /** Records it wrote. */
-  records: number;
-  /** Bytes of records. */
-  bytes: number;
-}
-
 /** A connection to one agent. */
 export class AgentClient {
   readonly #conn: FramedConnection;
@@ -86,7 +53,7 @@ export class AgentClient {
   #nextId = 1;
   #queue: Promise<unknown> = Promise.resolve();
   #roundTrips = 0;
-  #hello: AgentHello | undefined;
+  #hello: HelloBody | undefined;
 
   private constructor(conn: FramedConnection, url: string) {
     this.#conn = conn;
@@ -97,7 +64,7 @@ export class AgentClient {
   static async connect(url: string): Promise<AgentClient> {
     const client = new AgentClient(new FramedConnection(await dial(url)), url);
     try {
-      const hello = await client.request<AgentHello>("hello", {
+      const hello = await client.request<HelloBody>("hello", {
         version: PROTOCOL_VERSION,
         client: "ebpfmonitor-ids/0.1.0",
       });
@@ -110,7 +77,7 @@ export class AgentClient {
   }
 
   /** The agent's hello. */
-  get hello(): AgentHello {
+  get hello(): HelloBody {
     if (this.#hello === undefined) throw new Error("Agent has not said hello");
     return this.#hello;
   }
@@ -186,7 +153,7 @@ export class AgentClient {
 
   /** Loads an eBPF object into the guest kernel; returns its handle. */
   async load(name: string, object: Uint8Array): Promise<number> {
-    const answer = await this.request<{ handle: number }>("load", { name, object });
+    const answer = await this.request<LoadBody>("load", { name, object });
     return answer.body.handle;
   }
 

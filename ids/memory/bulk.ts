@@ -41,35 +41,33 @@ function collect(what: string, records: BpfRecord[], cache: PageCache, tag: numb
   return result;
 }
 
-function walkParams(start: bigint, limit: number): Uint8Array {
+/** The lists the walkers know, with the program and the tag of their objects. */
+const WALKS = {
+  tasks: { program: "walk_tasks", tag: AddrTag.Task, what: "Task list walk" },
+  modules: { program: "walk_modules", tag: AddrTag.Module, what: "Module list walk" },
+} as const;
+
+/** A list a bulk walk can fetch. */
+export type WalkedList = keyof typeof WALKS;
+
+/**
+ * Walks a kernel list in the guest and caches the pages of at most `limit`
+ * objects. For `tasks`, `start` is a task on the list (0: the agent's own
+ * task), and each task comes with its creds and real_parent; for `modules`,
+ * `start` is the address of the `modules` list head.
+ */
+export async function bulkWalk(
+  programs: ProgramSet,
+  cache: PageCache,
+  list: WalkedList,
+  start: bigint,
+  limit = ALL,
+): Promise<WalkResult> {
+  const walk = WALKS[list];
   const params = new Uint8Array(16);
   const view = new DataView(params.buffer);
   view.setBigUint64(0, start, true);
   view.setUint32(8, Math.min(limit, ALL), true);
-  return params;
-}
-
-/**
- * Walks the task list in the guest starting at task `start` (0: the agent's
- * own task) and caches the pages of at most `limit` tasks with their creds.
- */
-export async function bulkWalkTasks(
-  programs: ProgramSet,
-  cache: PageCache,
-  start: bigint,
-  limit = ALL,
-): Promise<WalkResult> {
-  const records = await programs.run("walk_tasks", walkParams(start, limit));
-  return collect("Task list walk", records, cache, AddrTag.Task);
-}
-
-/** Walks the module list whose head is at `head` and caches every struct module's pages. */
-export async function bulkWalkModules(
-  programs: ProgramSet,
-  cache: PageCache,
-  head: bigint,
-  limit = ALL,
-): Promise<WalkResult> {
-  const records = await programs.run("walk_modules", walkParams(head, limit));
-  return collect("Module list walk", records, cache, AddrTag.Module);
+  const records = await programs.run(walk.program, params);
+  return collect(walk.what, records, cache, walk.tag);
 }
