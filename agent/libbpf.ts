@@ -12,6 +12,7 @@ const LIBBPF_PATHS = ["libbpf.so.1", "/usr/lib/x86_64-linux-gnu/libbpf.so.1", "/
 const SYMBOLS = {
   libbpf_set_print: { parameters: ["function"], result: "pointer" },
   libbpf_get_error: { parameters: ["pointer"], result: "i64" },
+  libbpf_strerror: { parameters: ["i32", "buffer", "usize"], result: "i32" },
   bpf_object__open_mem: { parameters: ["buffer", "usize", "pointer"], result: "pointer" },
   bpf_object__load: { parameters: ["pointer"], result: "i32" },
   bpf_object__close: { parameters: ["pointer"], result: "void" },
@@ -40,11 +41,14 @@ const LIBC_SYMBOLS = {
 export class LibbpfError extends Error {
   /** The positive errno libbpf reported (0 when unknown). */
   readonly errno: number;
+  /** The call that failed, as named in the message. */
+  readonly call: string;
   /** @param call the libbpf function @param errno positive errno @param detail extra text */
   constructor(call: string, errno: number, detail = "") {
     super(`${call} failed: ${describeErrno(errno)}${detail ? `\n${detail}` : ""}`);
     this.name = "LibbpfError";
     this.errno = errno;
+    this.call = call;
   }
 }
 
@@ -56,8 +60,19 @@ let libc: Libc | undefined;
 const logLines: string[] = [];
 const LOG_KEEP = 40;
 
+/** libbpf's own error codes start here (LIBBPF_ERRNO__START); below are system errnos. */
+const LIBBPF_ERRNO_START = 4000;
+
 function describeErrno(errno: number): string {
-  if (errno === 0 || libc === undefined) return `errno ${errno}`;
+  if (errno === 0 || libc === undefined || lib === undefined) return `errno ${errno}`;
+  if (errno >= LIBBPF_ERRNO_START) {
+    const buffer = new Uint8Array(256);
+    lib.libbpf_strerror(errno, buffer, BigInt(buffer.length));
+    const end = buffer.indexOf(0);
+    return `${
+      new TextDecoder().decode(buffer.subarray(0, end < 0 ? undefined : end))
+    } (libbpf error ${errno})`;
+  }
   const text = libc.strerror(errno);
   return `${text ? Deno.UnsafePointerView.getCString(text) : "unknown error"} (errno ${errno})`;
 }
@@ -131,7 +146,8 @@ function withLog<T>(call: string, body: (l: Lib) => T): T {
     return body(l);
   } catch (error) {
     if (error instanceof LibbpfError && logLines.length > 0) {
-      throw new LibbpfError(call, error.errno, logLines.join("\n"));
+      // Keep the libbpf function that failed in the message, after the step it belongs to.
+      throw new LibbpfError(`${call}: ${error.call}`, error.errno, logLines.join("\n"));
     }
     throw error;
   }

@@ -25,6 +25,7 @@ Deno.test("KernelProfile reads the task_struct layout of a 5.14+ kernel (__state
     flags: { offset: 24, size: 4 },
     state: { offset: 8, size: 4 },
     stateMember: "__state",
+    exit_state: { offset: 64, size: 4 },
   });
   assert.deepEqual(p.cred, {
     size: 32,

@@ -1,0 +1,133 @@
+// End to end (needs root: each command starts or reaches a real agent): the CLI as a user runs
+// it, `deno run -A main.ts ...`, with the exact JSON shapes scripts depend on.
+import assert from "node:assert/strict";
+import { IS_ROOT, runCli, withLocalAgent } from "../_helpers/agent.ts";
+
+const PS_KEYS = ["pid", "tgid", "ppid", "comm", "uid", "euid", "gid", "state", "kthread", "addr"];
+const LSMOD_KEYS = ["name", "base", "size", "state"];
+const MODE_KEYS = ["median_ms", "p95_ms", "round_trips", "bytes"];
+
+function parseJson(stdout: string, what: string): unknown {
+  try {
+    return JSON.parse(stdout);
+  } catch {
+    throw new Error(`${what} did not print JSON:\n${stdout}`);
+  }
+}
+
+function assertProcessArray(value: unknown, what: string): Record<string, unknown>[] {
+  assert.ok(Array.isArray(value), `${what}: not an array`);
+  assert.ok(value.length > 0, `${what}: no process`);
+  for (const p of value as Record<string, unknown>[]) {
+    assert.deepEqual(Object.keys(p), PS_KEYS, `${what}: keys of ${JSON.stringify(p)}`);
+    for (const key of ["pid", "tgid", "ppid", "uid", "euid", "gid"]) {
+      assert.ok(Number.isSafeInteger(p[key]), `${what}: ${key} of ${JSON.stringify(p)}`);
+    }
+    assert.equal(typeof p.comm, "string");
+    assert.match(p.state as string, /^[RSDTtXZPI]$/);
+    assert.equal(typeof p.kthread, "boolean");
+    assert.match(p.addr as string, /^0xffff[0-9a-f]{12}$/);
+  }
+  return value as Record<string, unknown>[];
+}
+
+Deno.test({
+  name: "ids ps --json prints an array of processes with exactly the documented keys (root)",
+  ignore: !IS_ROOT,
+  fn: async () => {
+    const run = await runCli(["ids", "ps", "--json"]);
+    assert.equal(run.code, 0, run.stderr);
+    const processes = assertProcessArray(parseJson(run.stdout, "ps --json"), "ps --json");
+    assert.ok(processes.some((p) => p.pid === 1), "pid 1 is listed");
+    assert.ok(processes.every((p) => p.pid !== 0), "pid 0 is not listed");
+  },
+});
+
+Deno.test({
+  name: "ids ps --fetch page --json against a running agent prints the same shape (root)",
+  ignore: !IS_ROOT,
+  fn: () =>
+    withLocalAgent(async (agent) => {
+      const run = await runCli([
+        "ids",
+        "ps",
+        "--connect",
+        agent.url,
+        "--fetch",
+        "page",
+        "--limit",
+        "4",
+        "--json",
+      ]);
+      assert.equal(run.code, 0, run.stderr);
+      const processes = assertProcessArray(parseJson(run.stdout, "ps --fetch page"), "page");
+      assert.equal(processes.length, 4);
+      assert.equal(processes[0]?.pid, agent.pid, "the walk starts at the agent's own task");
+    }),
+});
+
+Deno.test({
+  name: "ids lsmod --json prints an array of modules with exactly the documented keys (root)",
+  ignore: !IS_ROOT,
+  fn: async () => {
+    const run = await runCli(["ids", "lsmod", "--json"]);
+    assert.equal(run.code, 0, run.stderr);
+    const modules = parseJson(run.stdout, "lsmod --json");
+    assert.ok(Array.isArray(modules));
+    for (const m of modules as Record<string, unknown>[]) {
+      assert.deepEqual(Object.keys(m), LSMOD_KEYS, JSON.stringify(m));
+      assert.equal(typeof m.name, "string");
+      assert.match(m.base as string, /^0x[0-9a-f]+$/);
+      assert.ok(Number.isSafeInteger(m.size));
+      assert.equal(typeof m.state, "string");
+    }
+    let hasProcModules = true;
+    try {
+      Deno.statSync("/proc/modules");
+    } catch {
+      hasProcModules = false;
+    }
+    if (!hasProcModules) {
+      assert.deepEqual(modules, []);
+      assert.match(run.stderr, /note: Kernel has no module list/);
+    }
+  },
+});
+
+Deno.test({
+  name: "ids bench --json reports both modes' figures and the page/bulk ratio (root)",
+  ignore: !IS_ROOT,
+  fn: async () => {
+    const run = await runCli(["ids", "bench", "--procs", "20", "--repeat", "2", "--json"]);
+    assert.equal(run.code, 0, run.stderr);
+    const result = parseJson(run.stdout, "bench --json") as Record<string, unknown>;
+    assert.equal(result.procs, 20);
+    const modes = result.modes as Record<string, Record<string, unknown>>;
+    assert.deepEqual(Object.keys(modes).sort(), ["bulk", "page"]);
+    for (const mode of ["page", "bulk"]) {
+      const figures = modes[mode]!;
+      for (const key of MODE_KEYS) {
+        assert.equal(typeof figures[key], "number", `modes.${mode}.${key}`);
+        assert.ok((figures[key] as number) >= 0, `modes.${mode}.${key}`);
+      }
+    }
+    assert.equal(modes.bulk!.round_trips, 1);
+    assert.ok((modes.page!.round_trips as number) > 20, "page mode: at least a page per process");
+    const ratio = result.ratio_page_over_bulk;
+    assert.ok(ratio === null || (typeof ratio === "number" && ratio > 0), `ratio ${ratio}`);
+  },
+});
+
+Deno.test("ids ps --fetch nope exits non-zero and says which modes exist", async () => {
+  const run = await runCli(["ids", "ps", "--fetch", "nope"]);
+  assert.notEqual(run.code, 0);
+  assert.match(run.stderr, /Unknown fetch mode nope: use page or bulk/);
+  assert.equal(run.stdout, "");
+});
+
+Deno.test("ids ps --connect to a port where nothing listens exits non-zero naming the URL", async () => {
+  const run = await runCli(["ids", "ps", "--connect", "tcp://127.0.0.1:1", "--json"]);
+  assert.notEqual(run.code, 0);
+  assert.match(run.stderr, /Cannot connect to tcp:\/\/127\.0\.0\.1:1/);
+  assert.equal(run.stdout, "");
+});
