@@ -21,6 +21,11 @@
 
 #define EBPFMON_PAGE_SIZE 4096
 #define EBPFMON_PAGE_MASK (~((__u64)EBPFMON_PAGE_SIZE - 1))
+/*
+ * Lowest kernel address on x86-64: the canonical upper half with 5-level paging
+ * (57-bit addresses), which contains the 4-level one (0xffff800000000000).
+ */
+#define KERNEL_SPACE_START 0xff00000000000000ULL
 /* Ring buffer size of every program: a power of two and a multiple of the page size. */
 #define EBPFMON_RING_BYTES (4 * 1024 * 1024)
 

@@ -95,6 +95,18 @@ Deno.test({
 });
 
 Deno.test({
+  name: "read_page refuses a user-space address with EPERM before reading it (root)",
+  ignore,
+  fn: () =>
+    withProgram("read_page", (program) => {
+      // Refused by the program itself: -1 (EPERM), not the helper's -EFAULT or -ERANGE.
+      const { records } = runAll(program, readPageParams(0x7fff_0000_1000n));
+      assert.deepEqual(kinds(records), [RecordKind.Fault, RecordKind.End]);
+      assert.equal(records[0]!.value, -1n);
+    }),
+});
+
+Deno.test({
   name: "walk_tasks with limit 0 returns START then END (root)",
   ignore,
   fn: () =>
