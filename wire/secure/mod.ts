@@ -1,0 +1,59 @@
+/**
+ * The secure channel and the keys behind it, bottom up:
+ * - `noise.ts`: the Noise_IK_25519_AESGCM_SHA256 handshake ({@linkcode HandshakeState})
+ * - `secure_stream.ts`: {@linkcode initiateSecure}, {@linkcode acceptSecure}, {@linkcode SecureStream}
+ * - `keys.ts`: identities and key files ({@linkcode generateIdentity}, {@linkcode readIdentity})
+ * - `sign.ts`: eBPF object signatures ({@linkcode signObject}, {@linkcode verifyObject})
+ *
+ * @module
+ */
+
+export {
+  CipherState,
+  generateKeyPair,
+  type HandshakeOptions,
+  HandshakeState,
+  type KeyPair,
+  keyPairFromPrivateKey,
+  MAX_MESSAGE_BYTES,
+  NoiseError,
+  type NoiseErrorCode,
+  PROTOCOL_NAME,
+  type Role,
+  SymmetricState,
+  type TransportState,
+} from "./noise.ts";
+export {
+  type AcceptOptions,
+  acceptSecure,
+  DEFAULT_PROLOGUE,
+  HANDSHAKE_TIMEOUT_MS,
+  type InitiateOptions,
+  initiateSecure,
+  MAX_CHUNK_BYTES,
+  SecureChannelError,
+  type SecureChannelErrorCode,
+  SecureStream,
+} from "./secure_stream.ts";
+export {
+  formatPublicKey,
+  generateIdentity,
+  type Identity,
+  IDENTITY_FILE,
+  KeyFileError,
+  parsePublicKey,
+  type PublicIdentity,
+  publicIdentity,
+  readIdentity,
+  readPublicKey,
+  readTrustedKeys,
+  sameKeys,
+  writeIdentity,
+} from "./keys.ts";
+export {
+  OBJECT_SIGNATURE_DOMAIN,
+  SIGNATURE_BYTES,
+  SignatureError,
+  signObject,
+  verifyObject,
+} from "./sign.ts";

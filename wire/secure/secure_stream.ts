@@ -1,0 +1,615 @@
+/**
+ * A mutually authenticated, encrypted byte stream over a connection: the Noise IK handshake
+ * ({@linkcode initiateSecure} on the IDS, {@linkcode acceptSecure} on the agent), then
+ * {@linkcode SecureStream}, which a `FramedConnection` takes in place of the raw `Deno.Conn`.
+ *
+ * On the wire every Noise message, handshake or transport, is prefixed with its length as 2
+ * bytes big-endian. A transport message carries at most 65519 bytes of data (65535 with the
+ * 16-byte tag); larger writes are split. Nonces are implicit counters, so a modified, replayed,
+ * reordered or dropped message fails authentication: the stream then errors and closes. An
+ * empty transport message is the close notice; a stream that ends without one errors too, so a
+ * cut-off connection is never mistaken for an orderly close.
+ *
+ * Security notes:
+ * - The responder (agent) learns and authenticates the initiator's static key from message 1
+ *   and checks it with `isTrusted` before answering; an untrusted or failed message 1 is
+ *   answered by closing the connection, with nothing sent.
+ * - Message 1 of IK can be replayed by an eavesdropper; the replayer cannot complete the
+ *   handshake (it lacks the initiator's ephemeral key), so nothing it sends afterwards
+ *   decrypts. The agent must therefore act only on data that came through the stream.
+ *
+ * @example
+ * ```ts
+ * // IDS (initiator): pins the agent's static key.
+ * const stream = await initiateSecure(await dial("tcp://127.0.0.1:7000"), {
+ *   staticKey: ids.noise, remoteStatic: agentPublicKey.noise,
+ * });
+ * const connection = new FramedConnection(stream);
+ *
+ * // Agent (responder): accepts only trusted IDS keys.
+ * const stream = await acceptSecure(conn, {
+ *   staticKey: agent.noise,
+ *   isTrusted: (key) => trusted.some((t) => equalKeys(t.noise, key)),
+ * });
+ * ```
+ *
+ * @module
+ */
+
+import type { ByteStream } from "../connection.ts";
+import { toBase64 } from "./_crypto.ts";
+import { MessageReader, type NextMessage, PREFIX_BYTES, prefixed } from "./_messages.ts";
+import {
+  type CipherState,
+  HandshakeState,
+  type KeyPair,
+  MAX_MESSAGE_BYTES,
+  NoiseError,
+  TAGLEN,
+  type TransportState,
+} from "./noise.ts";
+
+/** The default prologue: the application protocol and its version, bound into the handshake. */
+export const DEFAULT_PROLOGUE: Uint8Array = new TextEncoder().encode("ebpfmonitor/1");
+
+/** How long a handshake may take before the connection is dropped. */
+export const HANDSHAKE_TIMEOUT_MS = 10_000;
+
+/** The most data one transport message carries (65535 - 16-byte tag). */
+export const MAX_CHUNK_BYTES = MAX_MESSAGE_BYTES - TAGLEN;
+
+/** How long `close()` waits for the close notice to be written before closing anyway. */
+const CLOSE_NOTICE_TIMEOUT_MS = 1000;
+
+const EMPTY = new Uint8Array(0);
+
+/** Transport messages read ahead and being decrypted at once (about 1 MiB). */
+const RECEIVE_WINDOW = 16;
+
+type Received =
+  | { kind: "data"; data: Uint8Array<ArrayBuffer> }
+  | { kind: "error"; error: SecureChannelError };
+
+/**
+ * Why the secure channel failed:
+ * - `handshake_failed`: a handshake message was missing, malformed or failed authentication
+ * - `untrusted_peer`: the initiator's static key is not trusted (responder side)
+ * - `timeout`: the handshake did not finish in time
+ * - `authentication_failed`: a transport message failed authentication
+ * - `truncated`: the connection ended inside a message or without a close notice
+ * - `closed`: use after `close()`
+ * - `io`: the socket failed; `cause` holds the Deno error
+ */
+export type SecureChannelErrorCode =
+  | "handshake_failed"
+  | "untrusted_peer"
+  | "timeout"
+  | "authentication_failed"
+  | "truncated"
+  | "closed"
+  | "io";
+
+/** Error raised by the handshake functions and {@linkcode SecureStream}. */
+export class SecureChannelError extends Error {
+  /** Machine-readable reason; see {@linkcode SecureChannelErrorCode}. */
+  readonly code: SecureChannelErrorCode;
+  /** For `untrusted_peer`: the rejected static public key, for logging. */
+  readonly peerKey?: Uint8Array;
+
+  /** Creates a secure channel error with a reason code and a sentence-case message. */
+  constructor(
+    code: SecureChannelErrorCode,
+    message: string,
+    options?: ErrorOptions & { peerKey?: Uint8Array },
+  ) {
+    super(message, options);
+    this.name = "SecureChannelError";
+    this.code = code;
+    if (options?.peerKey) this.peerKey = options.peerKey;
+  }
+}
+
+function describe(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
+function closeQuietly(conn: ByteStream): void {
+  try {
+    conn.close();
+  } catch {
+    // Already closed: nothing left to release.
+  }
+}
+
+async function writeAll(conn: ByteStream, bytes: Uint8Array): Promise<void> {
+  let written = 0;
+  while (written < bytes.length) written += await conn.write(bytes.subarray(written));
+}
+
+/**
+ * A byte stream whose data travels as Noise transport messages. Implements the `ByteStream`
+ * interface (`readable`, `write`, `close`) that `FramedConnection` takes.
+ *
+ * Made by {@linkcode initiateSecure} or {@linkcode acceptSecure}; the constructor is for
+ * callers that ran the handshake themselves.
+ */
+export class SecureStream implements ByteStream {
+  /** The decrypted data from the peer. Errors with a {@linkcode SecureChannelError}. */
+  readonly readable: ReadableStream<Uint8Array<ArrayBuffer>>;
+  readonly #conn: ByteStream;
+  readonly #reader: MessageReader;
+  readonly #send: CipherState;
+  readonly #receive: CipherState;
+  readonly #remoteStatic: Uint8Array;
+  readonly #handshakeHash: Uint8Array;
+  #controller!: ReadableStreamDefaultController<Uint8Array<ArrayBuffer>>;
+  #writing: Promise<unknown> = Promise.resolve();
+  #pulling: Promise<void> = Promise.resolve();
+  #pumpDone: Promise<void> | null = null;
+  readonly #queue: Promise<Received>[] = [];
+  #queued: PromiseWithResolvers<void> | null = null;
+  #space: PromiseWithResolvers<void> | null = null;
+  readonly #receiveBase: bigint;
+  #error: SecureChannelError | null = null;
+  #closed = false;
+  #connClosed = false;
+  #received = 0;
+  #sent = 0;
+  readonly #connClosedSignal: PromiseWithResolvers<void> = Promise.withResolvers();
+
+  /**
+   * Wraps `conn` after a completed handshake.
+   *
+   * @param reader the reader the handshake used on `conn.readable` (it may hold bytes already
+   * received); a new one is made when omitted.
+   */
+  constructor(conn: ByteStream, transport: TransportState, reader?: MessageReader) {
+    this.#conn = conn;
+    this.#reader = reader ?? new MessageReader(conn.readable);
+    this.#send = transport.send;
+    this.#receive = transport.receive;
+    this.#receiveBase = transport.receive.nonce;
+    this.#remoteStatic = transport.remoteStatic.slice();
+    this.#handshakeHash = transport.handshakeHash.slice();
+    this.readable = new ReadableStream<Uint8Array<ArrayBuffer>>({
+      start: (controller) => {
+        this.#controller = controller;
+      },
+      pull: () => {
+        this.#pulling = this.#pull();
+        return this.#pulling;
+      },
+      cancel: () => this.close(),
+    }, { highWaterMark: 0 });
+  }
+
+  /** The peer's static public key (X25519), authenticated by the handshake. */
+  get remoteStatic(): Uint8Array {
+    return this.#remoteStatic.slice();
+  }
+
+  /** The final handshake hash, equal on both sides: a channel binding value. */
+  get handshakeHash(): Uint8Array {
+    return this.#handshakeHash.slice();
+  }
+
+  /** Transport messages written so far (the close notice included). */
+  get messagesSent(): number {
+    return this.#sent;
+  }
+
+  /** Transport messages received and authenticated so far. */
+  get messagesReceived(): number {
+    return this.#received;
+  }
+
+  /** Resolves once the underlying connection is closed and no read on it is pending. */
+  get closed(): Promise<void> {
+    return this.#connClosedSignal.promise;
+  }
+
+  /**
+   * Encrypts and writes all of `data` (split into messages of at most 65519 bytes), after any
+   * writes already queued.
+   *
+   * @returns `data.length` once everything is written.
+   * @throws {SecureChannelError} `closed` after {@linkcode close}, `io` if the socket failed, or
+   * the error that ended the stream.
+   */
+  write(data: Uint8Array): Promise<number> {
+    if (this.#error) return Promise.reject(this.#error);
+    if (this.#closed) {
+      return Promise.reject(
+        new SecureChannelError("closed", "Cannot write to a closed secure channel"),
+      );
+    }
+    // An empty message is the close notice: send nothing for empty writes.
+    if (data.length === 0) return Promise.resolve(0);
+    const write = this.#writing.then(() => this.#writeMessages(data));
+    this.#writing = write.catch(() => {});
+    return write;
+  }
+
+  /**
+   * Closes the stream: pending reads end, the close notice is sent after queued writes (waiting
+   * at most 1 s), then the connection is closed. Safe to call more than once; await
+   * {@linkcode closed} to know when the connection is released.
+   */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    try {
+      this.#controller.close();
+    } catch {
+      // Already closed or errored.
+    }
+    if (this.#error || this.#connClosed) {
+      this.#closeConn();
+      return;
+    }
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const timeout = new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, CLOSE_NOTICE_TIMEOUT_MS);
+    });
+    const notice = this.#writing.then(() => this.#sendCloseNotice());
+    Promise.race([notice, timeout]).catch(() => {}).finally(() => {
+      clearTimeout(timer);
+      this.#closeConn();
+    });
+  }
+
+  async #writeMessages(data: Uint8Array): Promise<number> {
+    if (this.#error) throw this.#error;
+    if (this.#connClosed) {
+      throw new SecureChannelError("closed", "Cannot write to a closed secure channel");
+    }
+    const count = Math.ceil(data.length / MAX_CHUNK_BYTES);
+    // Nonces are reserved in call order, so the chunks can be encrypted concurrently.
+    const sealed = await Promise.all(
+      Array.from(
+        { length: count },
+        (_, i) =>
+          this.#send.encryptWithAd(
+            EMPTY,
+            data.subarray(i * MAX_CHUNK_BYTES, (i + 1) * MAX_CHUNK_BYTES),
+          ),
+      ),
+    );
+    const out = new Uint8Array(data.length + count * (PREFIX_BYTES + TAGLEN));
+    let offset = 0;
+    for (const message of sealed) {
+      out[offset] = message.length >> 8;
+      out[offset + 1] = message.length & 0xff;
+      out.set(message, offset + PREFIX_BYTES);
+      offset += PREFIX_BYTES + message.length;
+    }
+    await this.#writeRaw(out);
+    this.#sent += count;
+    return data.length;
+  }
+
+  async #sendCloseNotice(): Promise<void> {
+    if (this.#error || this.#connClosed) return;
+    await this.#writeRaw(prefixed(await this.#send.encryptWithAd(EMPTY, EMPTY)));
+    this.#sent++;
+  }
+
+  async #writeRaw(bytes: Uint8Array): Promise<void> {
+    try {
+      await writeAll(this.#conn, bytes);
+    } catch (error) {
+      if (this.#connClosed) {
+        throw new SecureChannelError("closed", "Cannot write to a closed secure channel", {
+          cause: error,
+        });
+      }
+      const failure = new SecureChannelError(
+        "io",
+        `Secure channel: cannot send: ${describe(error)}`,
+        { cause: error },
+      );
+      this.#fail(failure);
+      throw failure;
+    }
+  }
+
+  async #pull(): Promise<void> {
+    if (this.#pumpDone === null) this.#pumpDone = this.#pump();
+    while (this.#queue.length === 0) {
+      if (this.#closed || this.#connClosed) return;
+      const signal = Promise.withResolvers<void>();
+      this.#queued = signal;
+      await signal.promise;
+    }
+    const item = await this.#queue.shift()!;
+    this.#space?.resolve();
+    if (this.#closed || this.#connClosed) return;
+    if (item.kind === "error") {
+      this.#fail(item.error);
+      return;
+    }
+    this.#received++;
+    if (item.data.length === 0) {
+      // The peer's close notice: an orderly end of its data.
+      this.#controller.close();
+      return;
+    }
+    this.#controller.enqueue(item.data);
+  }
+
+  /**
+   * Reads messages ahead and starts their decryption, at most RECEIVE_WINDOW at a time, so the
+   * socket is read while earlier messages are being decrypted (WebCrypto decrypts off the main
+   * thread). Results are consumed in order by #pull; the first failure ends the stream.
+   */
+  async #pump(): Promise<void> {
+    let number = 0;
+    const push = (item: Promise<Received>) => {
+      this.#queue.push(item);
+      this.#queued?.resolve();
+    };
+    const fail = (error: SecureChannelError) => push(Promise.resolve({ kind: "error", error }));
+    for (;;) {
+      while (this.#queue.length >= RECEIVE_WINDOW && !this.#closed && !this.#connClosed) {
+        this.#space = Promise.withResolvers<void>();
+        await this.#space.promise;
+      }
+      if (this.#closed || this.#connClosed) return;
+      let next: NextMessage;
+      try {
+        next = await this.#reader.next();
+      } catch (error) {
+        fail(
+          new SecureChannelError("io", `Secure channel: cannot receive: ${describe(error)}`, {
+            cause: error,
+          }),
+        );
+        return;
+      }
+      if (this.#closed || this.#connClosed) return;
+      if (next.kind === "end") {
+        fail(
+          new SecureChannelError(
+            "truncated",
+            `Secure channel: the connection closed without a close notice after message ${number} (data may have been cut off)`,
+          ),
+        );
+        return;
+      }
+      number++;
+      if (next.kind === "truncated") {
+        fail(
+          new SecureChannelError(
+            "truncated",
+            `Secure channel: message ${number} is truncated (the connection closed after ${next.received} of ${next.expected} bytes)`,
+          ),
+        );
+        return;
+      }
+      const current = number;
+      push(
+        this.#receive.decryptAt(EMPTY, next.body, this.#receiveBase + BigInt(current - 1)).then(
+          (data): Received => ({ kind: "data", data }),
+          (error): Received => ({
+            kind: "error",
+            error: new SecureChannelError(
+              "authentication_failed",
+              `Secure channel: message ${current} failed authentication`,
+              { cause: error },
+            ),
+          }),
+        ),
+      );
+      // A bare tag is the close notice (if it authenticates): nothing follows it.
+      if (next.body.length === TAGLEN) return;
+    }
+  }
+
+  #fail(error: SecureChannelError): void {
+    if (this.#error) return;
+    this.#error = error;
+    try {
+      this.#controller.error(error);
+    } catch {
+      // Already closed.
+    }
+    this.#closeConn();
+  }
+
+  #closeConn(): void {
+    if (this.#connClosed) return;
+    this.#connClosed = true;
+    closeQuietly(this.#conn);
+    // Wake a pull waiting for data and a pump waiting for room: both see the close and return.
+    this.#queued?.resolve();
+    this.#space?.resolve();
+    const resolve = () => this.#connClosedSignal.resolve();
+    Promise.allSettled([this.#pulling, this.#pumpDone]).then(resolve, resolve);
+  }
+}
+
+/** Options of {@linkcode initiateSecure}. */
+export interface InitiateOptions {
+  /** This side's (the IDS's) static X25519 key pair. */
+  staticKey: KeyPair;
+  /** The responder's (the agent's) static X25519 public key, pinned. */
+  remoteStatic: Uint8Array;
+  /** Bound into the handshake; both sides must use the same. Default {@linkcode DEFAULT_PROLOGUE}. */
+  prologue?: Uint8Array;
+  /** Handshake deadline in milliseconds. Default {@linkcode HANDSHAKE_TIMEOUT_MS}. */
+  timeoutMs?: number;
+  /** A fixed ephemeral key pair: tests only. */
+  ephemeralKey?: KeyPair;
+}
+
+/** Options of {@linkcode acceptSecure}. */
+export interface AcceptOptions {
+  /** This side's (the agent's) static X25519 key pair. */
+  staticKey: KeyPair;
+  /** Whether the initiator's static public key is trusted; called before answering. */
+  isTrusted(publicKey: Uint8Array): boolean | Promise<boolean>;
+  /** Bound into the handshake; both sides must use the same. Default {@linkcode DEFAULT_PROLOGUE}. */
+  prologue?: Uint8Array;
+  /** Handshake deadline in milliseconds. Default {@linkcode HANDSHAKE_TIMEOUT_MS}. */
+  timeoutMs?: number;
+  /** A fixed ephemeral key pair: tests only. */
+  ephemeralKey?: KeyPair;
+}
+
+async function withDeadline<T>(
+  conn: ByteStream,
+  timeoutMs: number,
+  run: () => Promise<T>,
+): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => {
+      reject(new SecureChannelError("timeout", `Handshake timed out after ${timeoutMs / 1000} s`));
+    }, timeoutMs);
+  });
+  try {
+    return await Promise.race([run(), timeout]);
+  } catch (error) {
+    closeQuietly(conn);
+    if (error instanceof SecureChannelError) throw error;
+    throw new SecureChannelError("io", `Handshake failed: ${describe(error)}`, { cause: error });
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+async function readHandshakeMessage(
+  reader: MessageReader,
+  number: number,
+  ifEnded: string,
+): Promise<Uint8Array> {
+  let next: NextMessage;
+  try {
+    next = await reader.next();
+  } catch (error) {
+    throw new SecureChannelError(
+      "io",
+      `Handshake failed: cannot receive message ${number}: ${describe(error)}`,
+      { cause: error },
+    );
+  }
+  if (next.kind === "end") throw new SecureChannelError("handshake_failed", ifEnded);
+  if (next.kind === "truncated") {
+    throw new SecureChannelError(
+      "handshake_failed",
+      `Handshake failed: the peer closed the connection inside message ${number} (${next.received} of ${next.expected} bytes)`,
+    );
+  }
+  return next.body;
+}
+
+async function sendHandshakeMessage(
+  conn: ByteStream,
+  message: Uint8Array,
+  number: number,
+): Promise<void> {
+  try {
+    await writeAll(conn, prefixed(message));
+  } catch (error) {
+    throw new SecureChannelError(
+      "io",
+      `Handshake failed: cannot send message ${number}: ${describe(error)}`,
+      { cause: error },
+    );
+  }
+}
+
+function handshakeFailure(error: unknown, hint: string): SecureChannelError {
+  if (error instanceof NoiseError) {
+    return new SecureChannelError("handshake_failed", `${error.message}: ${hint}`, {
+      cause: error,
+    });
+  }
+  return new SecureChannelError("handshake_failed", `Handshake failed: ${describe(error)}`, {
+    cause: error,
+  });
+}
+
+/**
+ * Runs the IK handshake as the initiator (the IDS) over `conn`, which must hold the pinned
+ * static key `remoteStatic`, and returns the secure stream. On failure `conn` is closed.
+ *
+ * @throws {SecureChannelError} `handshake_failed` (e.g. "Handshake failed: the peer closed the
+ * connection without answering: it does not hold the pinned key or does not trust this key"),
+ * `timeout`, `io`.
+ */
+export async function initiateSecure(
+  conn: ByteStream,
+  options: InitiateOptions,
+): Promise<SecureStream> {
+  return await withDeadline(conn, options.timeoutMs ?? HANDSHAKE_TIMEOUT_MS, async () => {
+    const reader = new MessageReader(conn.readable);
+    const handshake = await HandshakeState.initialize({
+      role: "initiator",
+      prologue: options.prologue ?? DEFAULT_PROLOGUE,
+      staticKeyPair: options.staticKey,
+      remoteStatic: options.remoteStatic,
+      ephemeralKeyPair: options.ephemeralKey,
+    });
+    await sendHandshakeMessage(conn, await handshake.writeMessage(), 1);
+    const message2 = await readHandshakeMessage(
+      reader,
+      2,
+      "Handshake failed: the peer closed the connection without answering: it does not hold the pinned key or does not trust this key",
+    );
+    try {
+      await handshake.readMessage(message2);
+    } catch (error) {
+      throw handshakeFailure(error, "the message was modified in transit");
+    }
+    return new SecureStream(conn, handshake.transport(), reader);
+  });
+}
+
+/**
+ * Runs the IK handshake as the responder (the agent) over `conn`: reads message 1 (and nothing
+ * more), checks the initiator's static key with `isTrusted`, then answers. On failure `conn` is
+ * closed without anything being sent.
+ *
+ * @throws {SecureChannelError} `untrusted_peer` ("Peer key <base64> is not trusted", with
+ * `peerKey`), `handshake_failed` (e.g. message 1 failed authentication), `timeout`, `io`.
+ */
+export async function acceptSecure(
+  conn: ByteStream,
+  options: AcceptOptions,
+): Promise<SecureStream> {
+  return await withDeadline(conn, options.timeoutMs ?? HANDSHAKE_TIMEOUT_MS, async () => {
+    const reader = new MessageReader(conn.readable);
+    const handshake = await HandshakeState.initialize({
+      role: "responder",
+      prologue: options.prologue ?? DEFAULT_PROLOGUE,
+      staticKeyPair: options.staticKey,
+      ephemeralKeyPair: options.ephemeralKey,
+    });
+    const message1 = await readHandshakeMessage(
+      reader,
+      1,
+      "Handshake failed: the peer closed the connection before sending message 1",
+    );
+    try {
+      await handshake.readMessage(message1);
+    } catch (error) {
+      throw handshakeFailure(
+        error,
+        "the peer pinned another key for this side, uses another protocol version, or the message was modified",
+      );
+    }
+    const peerKey = handshake.remoteStatic!;
+    if (!(await options.isTrusted(peerKey.slice()))) {
+      throw new SecureChannelError(
+        "untrusted_peer",
+        `Peer key ${toBase64(peerKey)} is not trusted`,
+        {
+          peerKey,
+        },
+      );
+    }
+    await sendHandshakeMessage(conn, await handshake.writeMessage(), 2);
+    return new SecureStream(conn, handshake.transport(), reader);
+  });
+}
