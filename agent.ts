@@ -6,22 +6,51 @@
  * @module
  */
 import { preflightProblems } from "./agent/preflight.ts";
-import { AgentServer } from "./agent/server.ts";
+import { type AgentSecurity, AgentServer } from "./agent/server.ts";
+import { readIdentity, readTrustedKeys } from "./wire/secure/keys.ts";
 
 /** How to run the agent. */
 export interface AgentOptions {
   /** Where to listen: tcp://host:port or vsock://cid:port. */
   listen: string;
+  /** The agent's private key file (DIR/id). */
+  key?: string;
+  /** Files of trusted IDS public keys. */
+  trust?: string[];
+  /** Plaintext and unauthenticated (test set-ups only). */
+  insecure?: boolean;
   /** Write a line per connection to stderr. */
   verbose?: boolean;
+}
+
+/** Reads the keys the options name; explains what is missing. */
+export async function agentSecurity(options: AgentOptions): Promise<AgentSecurity> {
+  const trusted = [];
+  for (const path of options.trust ?? []) trusted.push(...await readTrustedKeys(path));
+  if (options.insecure) {
+    return { trusted, insecure: true };
+  }
+  if (options.key === undefined || trusted.length === 0) {
+    throw new Error(
+      "The agent needs its key and the IDS's public key (--key DIR/id --trust IDS.pub), or --insecure for a plaintext test set-up",
+    );
+  }
+  return { identity: await readIdentity(options.key), trusted, insecure: false };
 }
 
 /**
  * Checks the system, listens, prints `listening on URL` on stdout, and serves
  * until the process ends. Returns the exit code (non-zero when the system
- * cannot run the agent).
+ * cannot run the agent or the keys are missing).
  */
 export async function runAgent(options: AgentOptions): Promise<number> {
+  let security: AgentSecurity;
+  try {
+    security = await agentSecurity(options);
+  } catch (error) {
+    console.error(`ebpfmonitor agent: ${(error as Error).message}`);
+    return 1;
+  }
   const problems = preflightProblems();
   if (problems.length > 0) {
     for (const problem of problems) console.error(`ebpfmonitor agent: ${problem}`);
@@ -30,7 +59,14 @@ export async function runAgent(options: AgentOptions): Promise<number> {
   const log = options.verbose
     ? (line: string) => console.error(`ebpfmonitor agent: ${line}`)
     : () => {};
-  const server = new AgentServer(options.listen, log);
+  const server = new AgentServer(options.listen, security, log);
+  if (security.insecure) {
+    console.error(
+      `ebpfmonitor agent: WARNING: --insecure: the channel on ${server.url} is plaintext and unauthenticated${
+        security.trusted.length === 0 ? ", and eBPF objects load unsigned" : ""
+      }: anyone who reaches it can read kernel memory`,
+    );
+  }
   console.log(`listening on ${server.url}`);
   const stop = () => server.close();
   Deno.addSignalListener("SIGTERM", stop);

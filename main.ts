@@ -17,6 +17,7 @@ import { bench } from "./ids/cli/bench.ts";
 import { demo } from "./ids/cli/demo.ts";
 import { lsmod } from "./ids/cli/lsmod.ts";
 import { ps } from "./ids/cli/ps.ts";
+import { keygen } from "./ids/cli/keygen.ts";
 
 function positiveInt(text: string): number {
   const n = Number(text);
@@ -40,6 +41,19 @@ function fetchOption(): Option {
 
 const connectHelp = "agent URL (tcp://host:port or vsock://cid:port); default: start an agent here";
 
+/** The options every ids command takes to reach and authenticate its agent. */
+function withConnectOptions(command: Command): Command {
+  return command
+    .option("--connect <url>", connectHelp)
+    .option("--key <file>", "the IDS's private key (from keygen: DIR/id)")
+    .option("--agent-key <file>", "the agent's public key (its id.pub), pinned")
+    .option("--insecure", "plaintext, unauthenticated channel (test set-ups only)", false);
+}
+
+function collect(value: string, previous: string[]): string[] {
+  return [...previous, value];
+}
+
 /** Builds the command line; each action resolves to an exit code. */
 export function program(setExit: (code: number) => void): Command {
   const root = new Command("ebpfmonitor")
@@ -50,29 +64,35 @@ export function program(setExit: (code: number) => void): Command {
   root.command("agent")
     .description("run the agent (inside the guest, as root)")
     .option("--listen <url>", "where to listen", "tcp://127.0.0.1:7070")
+    .option("--key <file>", "the agent's private key (from keygen: DIR/id)")
+    .option("--trust <file>", "a trusted IDS public key file (repeatable)", collect, [])
+    .option("--insecure", "plaintext, unauthenticated channel (test set-ups only)", false)
     .option("-v, --verbose", "log connections to stderr", false)
-    .action(async (o) => setExit(await runAgent({ listen: o.listen, verbose: o.verbose })));
+    .action(async (o) => setExit(await runAgent(o)));
+
+  root.command("keygen")
+    .description("write a key pair: DIR/id (private, mode 0600) and DIR/id.pub")
+    .requiredOption("--out <dir>", "where to write the keys")
+    .option("--comment <text>", "a comment stored with the public key", "")
+    .action(async (o) => setExit(await keygen(o)));
 
   const ids = root.command("ids").description("the IDS: inspect a guest through its agent");
 
-  ids.command("ps")
+  withConnectOptions(ids.command("ps"))
     .description("list the guest's processes from the kernel's task list")
-    .option("--connect <url>", connectHelp)
     .addOption(fetchOption())
     .option("--limit <n>", "list at most n processes", positiveInt)
     .option("--json", "print JSON", false)
     .action(async (o) => setExit(await ps(o)));
 
-  ids.command("lsmod")
+  withConnectOptions(ids.command("lsmod"))
     .description("list the guest's kernel modules from the kernel's module list")
-    .option("--connect <url>", connectHelp)
     .addOption(fetchOption())
     .option("--json", "print JSON", false)
     .action(async (o) => setExit(await lsmod(o)));
 
-  ids.command("bench")
+  withConnectOptions(ids.command("bench"))
     .description("compare fetch modes: acquire processes and modules, repeated")
-    .option("--connect <url>", connectHelp)
     .option("--procs <n>", "processes to acquire", positiveInt, 100)
     .option("--repeat <n>", "measured repetitions per mode", positiveInt, 20)
     .option("--json", "print JSON", false)

@@ -22,6 +22,10 @@ import {
   resultMessage,
 } from "../wire/mod.ts";
 import type { HelloBody, LoadBody } from "../wire/ops.ts";
+import type { Identity, PublicIdentity } from "../wire/secure/keys.ts";
+import { acceptSecure } from "../wire/secure/secure_stream.ts";
+import { SignatureError, verifyObject } from "../wire/secure/sign.ts";
+import { TokenBucket } from "./rate_limit.ts";
 import { BTF_PATH, KALLSYMS_PATH, kernelInfo, readChunks } from "./kernel_info.ts";
 import { DEFAULT_RUN_LIMITS, LoadedProgram } from "./program.ts";
 
@@ -34,13 +38,29 @@ export interface ServerLimits {
   programsPerConnection: number;
   /** Largest chunk of streamed data. */
   chunkBytes: number;
+  /** Connections served at once (handshakes included); more are closed at once. */
+  connections: number;
+  /** Requests per second one connection may make (a faster peer is slowed down). */
+  requestsPerSecond: number;
 }
 
 /** Default bounds. */
 export const DEFAULT_SERVER_LIMITS: ServerLimits = {
   programsPerConnection: 16,
   chunkBytes: DEFAULT_RUN_LIMITS.chunkBytes,
+  connections: 8,
+  requestsPerSecond: 20_000,
 };
+
+/** Who may talk to the agent and whose eBPF objects it loads. */
+export interface AgentSecurity {
+  /** The agent's identity (its Noise static key); absent only when insecure. */
+  identity?: Identity;
+  /** The trusted IDS keys: channel peers, and signers of the objects the agent loads. */
+  trusted: PublicIdentity[];
+  /** Plaintext and unauthenticated channel (test set-ups only). */
+  insecure: boolean;
+}
 
 /** An error answered to the IDS with a code it can act on. */
 class RequestError extends Error {
@@ -53,13 +73,22 @@ class RequestError extends Error {
 class Session {
   readonly #conn: FramedConnection;
   readonly #limits: ServerLimits;
+  readonly #signers: PublicIdentity[];
+  readonly #rate: TokenBucket;
   readonly #programs = new Map<number, LoadedProgram>();
   #nextHandle = 1;
   #greeted = false;
 
-  constructor(conn: FramedConnection, limits: ServerLimits) {
+  /**
+   * @param conn the connection
+   * @param limits the bounds
+   * @param signers keys whose signature an object needs (none: objects load unsigned)
+   */
+  constructor(conn: FramedConnection, limits: ServerLimits, signers: PublicIdentity[]) {
     this.#conn = conn;
     this.#limits = limits;
+    this.#signers = signers;
+    this.#rate = new TokenBucket(limits.requestsPerSecond, limits.requestsPerSecond);
   }
 
   /** Serves requests until the peer leaves or breaks the protocol. */
@@ -87,6 +116,8 @@ class Session {
           await this.#conn.send(errorMessage(message.id, "no_hello", text)).catch(() => {});
           return;
         }
+        const wait = this.#rate.take();
+        if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
         try {
           await this.#answer(message);
         } catch (error) {
@@ -132,7 +163,7 @@ class Session {
       case "kallsyms":
         return await this.#stream(id, KALLSYMS_PATH);
       case "load":
-        return await this.#conn.send(resultMessage(id, this.#load(args)));
+        return await this.#conn.send(resultMessage(id, await this.#load(args)));
       case "run":
         return await this.#run(id, args);
       case "unload": {
@@ -146,9 +177,21 @@ class Session {
     }
   }
 
-  #load(args: Record<string, unknown>): LoadBody {
+  async #load(args: Record<string, unknown>): Promise<LoadBody> {
     const name = argString(args, "name");
     const object = argBytes(args, "object");
+    if (this.#signers.length > 0) {
+      const signature = args.signature == null ? undefined : argBytes(args, "signature");
+      if (signature === undefined) {
+        throw new RequestError("unsigned", `eBPF object ${name} carries no signature: refused`);
+      }
+      try {
+        await verifyObject(this.#signers, object, signature, name);
+      } catch (error) {
+        if (error instanceof SignatureError) throw new RequestError("bad_signature", error.message);
+        throw error;
+      }
+    }
     if (this.#programs.size >= this.#limits.programsPerConnection) {
       throw new RequestError(
         "limit",
@@ -209,16 +252,30 @@ class Session {
 export class AgentServer {
   readonly #listener: Deno.Listener;
   readonly #limits: ServerLimits;
+  readonly #security: AgentSecurity;
   readonly #sessions = new Set<Session>();
+  readonly #pending = new Set<Deno.Conn>();
   readonly #log: (line: string) => void;
 
   /**
    * Listens on `url` (tcp://host:port or vsock://cid:port; port 0 picks one).
    * `log` receives one line per notable event.
    */
-  constructor(url: string, log: (line: string) => void, limits = DEFAULT_SERVER_LIMITS) {
+  constructor(
+    url: string,
+    security: AgentSecurity,
+    log: (line: string) => void,
+    limits = DEFAULT_SERVER_LIMITS,
+  ) {
+    if (!security.insecure && security.identity === undefined) {
+      throw new Error("A secure agent needs its identity (--key)");
+    }
+    if (!security.insecure && security.trusted.length === 0) {
+      throw new Error("A secure agent needs at least one trusted IDS key (--trust)");
+    }
     this.#listener = listen(url);
     this.#limits = limits;
+    this.#security = security;
     this.#log = log;
   }
 
@@ -233,17 +290,50 @@ export class AgentServer {
       const conn = await accept(this.#listener);
       if (conn === null) return;
       const peer = formatEndpoint(conn.remoteAddr);
-      const session = new Session(new FramedConnection(conn), this.#limits);
-      this.#sessions.add(session);
-      this.#log(`connection from ${peer}`);
-      session.serve(this.#log).catch((error) => {
-        this.#log(
-          `connection from ${peer} failed: ${error instanceof Error ? error.message : error}`,
-        );
-      }).finally(() => {
-        this.#sessions.delete(session);
-        this.#log(`connection from ${peer} closed`);
-      });
+      if (this.#sessions.size + this.#pending.size >= this.#limits.connections) {
+        this.#log(`refused ${peer}: already ${this.#limits.connections} connections`);
+        conn.close();
+        continue;
+      }
+      this.#pending.add(conn);
+      this.#open(conn, peer).finally(() => this.#pending.delete(conn));
+    }
+  }
+
+  /** Authenticates a connection (secure mode) and serves it. */
+  async #open(conn: Deno.Conn, peer: string): Promise<void> {
+    let framed: FramedConnection;
+    if (this.#security.insecure) {
+      framed = new FramedConnection(conn);
+    } else {
+      const trusted = this.#security.trusted;
+      try {
+        const stream = await acceptSecure(conn, {
+          staticKey: this.#security.identity!.noise,
+          isTrusted: (key) => trusted.some((k) => equalBytes(k.noise, key)),
+        });
+        framed = new FramedConnection(stream);
+      } catch (error) {
+        // The peer learns nothing: the connection just closes.
+        this.#log(`closed ${peer} during the handshake: ${(error as Error).message}`);
+        try {
+          conn.close();
+        } catch {
+          // already closed
+        }
+        return;
+      }
+    }
+    const session = new Session(framed, this.#limits, this.#security.trusted);
+    this.#sessions.add(session);
+    this.#log(`connection from ${peer}`);
+    try {
+      await session.serve(this.#log);
+    } catch (error) {
+      this.#log(`connection from ${peer} failed: ${(error as Error).message}`);
+    } finally {
+      this.#sessions.delete(session);
+      this.#log(`connection from ${peer} closed`);
     }
   }
 
@@ -256,5 +346,16 @@ export class AgentServer {
     }
     for (const session of this.#sessions) session.close();
     this.#sessions.clear();
+    for (const conn of this.#pending) {
+      try {
+        conn.close();
+      } catch {
+        // already closed
+      }
+    }
   }
+}
+
+function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
+  return a.length === b.length && a.every((byte, i) => byte === b[i]);
 }

@@ -7,6 +7,8 @@
  * @module
  */
 import { AgentClient, type TrafficStats } from "./client/agent_client.ts";
+import { type BackoffOptions, DEFAULT_BACKOFF, withBackoff } from "./client/backoff.ts";
+import type { ClientSecurity } from "./client/channel.ts";
 import { AgentPageSource } from "./memory/agent_pages.ts";
 import { ALL, bulkWalk } from "./memory/bulk.ts";
 import { KernelMemory } from "./memory/memory.ts";
@@ -62,9 +64,16 @@ export class Guest {
     this.#programs = new ProgramSet(client);
   }
 
-  /** Connects to the agent at `url` and builds the profile of its kernel. */
-  static async open(url: string): Promise<Guest> {
-    const client = await AgentClient.connect(url);
+  /**
+   * Connects to the agent at `url` (retrying with backoff while it cannot be
+   * reached) and builds the profile of its kernel.
+   */
+  static async open(
+    url: string,
+    security: ClientSecurity,
+    backoff: BackoffOptions = DEFAULT_BACKOFF,
+  ): Promise<Guest> {
+    const client = await withBackoff(() => AgentClient.connect(url, security), backoff);
     try {
       const info = await client.kernelInfo();
       if (info.btf_bytes === 0) {

@@ -6,10 +6,17 @@
  * @module
  */
 
+import type { ClientSecurity } from "./client/channel.ts";
+import { generateIdentity, publicIdentity, writeIdentity } from "../wire/secure/keys.ts";
+
 /** A running local agent. */
 export interface LocalAgent {
   /** Where it listens. */
   url: string;
+  /** What the IDS needs to talk to it: fresh keys made for this agent and its IDS. */
+  security: ClientSecurity;
+  /** The same as files, for an `ids` command's --key and --agent-key (absent when insecure). */
+  keyFiles?: { key: string; agentKey: string };
   /** The child's pid. */
   pid: number;
   /** Stops it (SIGTERM, then waits). */
@@ -35,9 +42,45 @@ export function selfCommand(args: string[]): { command: string; args: string[] }
   return { command: exec, args }; // a compiled ebpfmonitor binary
 }
 
-/** Starts `ebpfmonitor agent --listen tcp://127.0.0.1:0` and waits until it listens. */
-export async function startLocalAgent(timeoutMs = 30_000): Promise<LocalAgent> {
-  const { command, args } = selfCommand(["agent", "--listen", "tcp://127.0.0.1:0"]);
+/** Options of {@linkcode startLocalAgent}. */
+export interface LocalAgentOptions {
+  /** Run the agent with --insecure (plaintext, unsigned objects). */
+  insecure?: boolean;
+  /** How long to wait for it to listen. */
+  timeoutMs?: number;
+}
+
+/**
+ * Starts `ebpfmonitor agent --listen tcp://127.0.0.1:0` and waits until it
+ * listens. Unless insecure, it makes a fresh key pair for the agent and one
+ * for the IDS (in a private temporary folder removed by `stop()`), so even a
+ * local agent accepts only this IDS and only objects it signed.
+ */
+export async function startLocalAgent(options: LocalAgentOptions = {}): Promise<LocalAgent> {
+  const timeoutMs = options.timeoutMs ?? 30_000;
+  const keyDir = await Deno.makeTempDir({ prefix: "ebpfmonitor-keys-" });
+  const removeKeys = () => Deno.remove(keyDir, { recursive: true }).catch(() => {});
+  let security: ClientSecurity;
+  let keyFiles: LocalAgent["keyFiles"];
+  const agentArgs = ["agent", "--listen", "tcp://127.0.0.1:0"];
+  try {
+    if (options.insecure) {
+      security = { insecure: true };
+      agentArgs.push("--insecure");
+    } else {
+      const ids = await generateIdentity("ids (local)");
+      const agent = await generateIdentity("agent (local)");
+      const idsFiles = await writeIdentity(`${keyDir}/ids`, ids);
+      const agentFiles = await writeIdentity(`${keyDir}/agent`, agent);
+      security = { identity: ids, agentKey: publicIdentity(agent) };
+      keyFiles = { key: idsFiles.privatePath, agentKey: agentFiles.publicPath };
+      agentArgs.push("--key", agentFiles.privatePath, "--trust", idsFiles.publicPath);
+    }
+  } catch (error) {
+    await removeKeys();
+    throw error;
+  }
+  const { command, args } = selfCommand(agentArgs);
   const child = new Deno.Command(command, { args, stdout: "piped", stderr: "piped", stdin: "null" })
     .spawn();
   const stderr = new Response(child.stderr).text();
@@ -66,6 +109,8 @@ export async function startLocalAgent(timeoutMs = 30_000): Promise<LocalAgent> {
         child.stdout.cancel().catch(() => {});
         return {
           url,
+          security,
+          keyFiles,
           pid: child.pid,
           async stop() {
             try {
@@ -75,6 +120,7 @@ export async function startLocalAgent(timeoutMs = 30_000): Promise<LocalAgent> {
             }
             await child.status;
             await stderr.catch(() => "");
+            await removeKeys();
           },
         };
       }
@@ -86,6 +132,7 @@ export async function startLocalAgent(timeoutMs = 30_000): Promise<LocalAgent> {
       // already gone
     }
     await child.status;
+    await removeKeys();
     throw error;
   } finally {
     clearTimeout(timer);

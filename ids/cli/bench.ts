@@ -14,13 +14,11 @@ import {
 } from "../guest.ts";
 import { table } from "./format.ts";
 import { median, quantile } from "./stats.ts";
-import { withGuest } from "./session.ts";
+import { type ConnectOptions, withGuest } from "./session.ts";
 import { startSleepers } from "./workload.ts";
 
 /** Options of `ids bench`. */
-export interface BenchOptions {
-  /** Agent URL; absent: a local agent (and helper processes). */
-  connect?: string;
+export interface BenchOptions extends ConnectOptions {
   /** Processes to acquire. */
   procs: number;
   /** Measured repetitions per mode. */
@@ -144,7 +142,7 @@ function render(result: Awaited<ReturnType<typeof benchGuest>>): string {
 
 /** Runs `ids bench`; returns the exit code. */
 export function bench(options: BenchOptions): Promise<number> {
-  return withGuest(options.connect, async (guest, local) => {
+  return withGuest(options, async (guest, local) => {
     // On this machine's kernel, start helpers so the task list holds at least N processes.
     const workload = local ? await startSleepers(options.procs) : undefined;
     try {

@@ -22,7 +22,7 @@ const key = (p: ProcessInfo) => `${p.pid} ${p.ppid} ${p.comm} ${p.uid}`;
 
 /** Runs the demo; returns the exit code (1 when a check fails). */
 export function demo(): Promise<number> {
-  return withGuest(undefined, async (guest, local) => {
+  return withGuest({}, async (guest, local) => {
     console.log(`agent pid ${local?.pid} at ${guest.client.url}, kernel ${guest.profile.release}`);
     const before = procPids();
     const bulk = await guest.processes("bulk");

@@ -5,12 +5,10 @@
  */
 import type { FetchMode } from "../guest.ts";
 import { moduleJson, moduleTable } from "./format.ts";
-import { withGuest } from "./session.ts";
+import { type ConnectOptions, withGuest } from "./session.ts";
 
 /** Options of `ids lsmod`. */
-export interface LsmodOptions {
-  /** Agent URL; absent: a local agent. */
-  connect?: string;
+export interface LsmodOptions extends ConnectOptions {
   /** Fetch mode. */
   fetch: FetchMode;
   /** Print JSON. */
@@ -19,7 +17,7 @@ export interface LsmodOptions {
 
 /** Runs `ids lsmod`; returns the exit code. A kernel without modules prints a note on stderr. */
 export function lsmod(options: LsmodOptions): Promise<number> {
-  return withGuest(options.connect, async (guest) => {
+  return withGuest(options, async (guest) => {
     const { items } = await guest.modules(options.fetch);
     const note = guest.profile.modulesNote;
     if (note !== undefined) console.error(`note: ${note}`);

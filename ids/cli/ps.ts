@@ -5,12 +5,10 @@
  */
 import type { FetchMode } from "../guest.ts";
 import { processJson, processTable } from "./format.ts";
-import { withGuest } from "./session.ts";
+import { type ConnectOptions, withGuest } from "./session.ts";
 
 /** Options of `ids ps`. */
-export interface PsOptions {
-  /** Agent URL; absent: a local agent. */
-  connect?: string;
+export interface PsOptions extends ConnectOptions {
   /** Fetch mode. */
   fetch: FetchMode;
   /** Print JSON. */
@@ -21,7 +19,7 @@ export interface PsOptions {
 
 /** Runs `ids ps`; returns the exit code. */
 export function ps(options: PsOptions): Promise<number> {
-  return withGuest(options.connect, async (guest) => {
+  return withGuest(options, async (guest) => {
     const { items } = await guest.processes(options.fetch, options.limit);
     console.log(
       options.json ? JSON.stringify(items.map(processJson), null, 2) : processTable(items),

@@ -4,17 +4,49 @@
  *
  * @module
  */
+import type { ClientSecurity } from "../client/channel.ts";
 import { Guest } from "../guest.ts";
 import { type LocalAgent, startLocalAgent } from "../local_agent.ts";
+import { readIdentity, readPublicKey } from "../../wire/secure/keys.ts";
 
-/** Runs `body` with the guest at `connect` (or a local agent when absent), then closes all. */
+/** The options every `ids` command takes to reach its agent. */
+export interface ConnectOptions {
+  /** Agent URL; absent: a local agent started for the command. */
+  connect?: string;
+  /** The IDS's private key file. */
+  key?: string;
+  /** The agent's public key file (pinned). */
+  agentKey?: string;
+  /** Plaintext, unauthenticated channel. */
+  insecure?: boolean;
+}
+
+/** Reads the keys the options name. */
+export async function clientSecurity(options: ConnectOptions): Promise<ClientSecurity> {
+  const identity = options.key === undefined ? undefined : await readIdentity(options.key);
+  if (options.insecure) return { identity, insecure: true };
+  if (identity === undefined || options.agentKey === undefined) {
+    throw new Error(
+      "The IDS needs its key and the agent's public key (--key DIR/id --agent-key AGENT.pub), or --insecure",
+    );
+  }
+  return { identity, agentKey: await readPublicKey(options.agentKey) };
+}
+
+/**
+ * Runs `body` with the guest at `options.connect` (or a local agent when
+ * absent, with fresh keys), then closes all.
+ */
 export async function withGuest<T>(
-  connect: string | undefined,
+  options: ConnectOptions,
   body: (guest: Guest, local: LocalAgent | undefined) => Promise<T>,
 ): Promise<T> {
-  const local = connect === undefined ? await startLocalAgent() : undefined;
+  const security = options.connect === undefined ? undefined : await clientSecurity(options);
+  const local = options.connect === undefined
+    ? await startLocalAgent({ insecure: options.insecure })
+    : undefined;
   try {
-    const guest = await Guest.open(connect ?? local!.url);
+    const guest = await Guest.open(options.connect ?? local!.url, security ?? local!.security);
     try {
       return await body(guest, local);
     } finally {

@@ -6,13 +6,14 @@
  * @module
  */
 import {
-  dial,
   FramedConnection,
   type Message,
   PROTOCOL_VERSION,
   requestMessage,
 } from "../../wire/mod.ts";
 import type { HelloBody, KernelInfo, LoadBody, RunSummary } from "../../wire/ops.ts";
+import { signObject } from "../../wire/secure/sign.ts";
+import { type ClientSecurity, openChannel } from "./channel.ts";
 
 export type { HelloBody, KernelInfo, RunSummary };
 
@@ -49,20 +50,27 @@ export interface Streamed<T> {
 /** A connection to one agent. */
 export class AgentClient {
   readonly #conn: FramedConnection;
+  readonly #security: ClientSecurity;
+  /** The agent's URL. */
   readonly url: string;
   #nextId = 1;
   #queue: Promise<unknown> = Promise.resolve();
   #roundTrips = 0;
   #hello: HelloBody | undefined;
 
-  private constructor(conn: FramedConnection, url: string) {
+  private constructor(conn: FramedConnection, url: string, security: ClientSecurity) {
     this.#conn = conn;
     this.url = url;
+    this.#security = security;
   }
 
-  /** Connects to `url` (tcp://host:port or vsock://cid:port) and exchanges hellos. */
-  static async connect(url: string): Promise<AgentClient> {
-    const client = new AgentClient(new FramedConnection(await dial(url)), url);
+  /**
+   * Connects to `url` (tcp://host:port or vsock://cid:port) over a secure
+   * channel (or plaintext with `security.insecure`) and exchanges hellos.
+   */
+  static async connect(url: string, security: ClientSecurity): Promise<AgentClient> {
+    const channel = await openChannel(url, security);
+    const client = new AgentClient(new FramedConnection(channel), url, security);
     try {
       const hello = await client.request<HelloBody>("hello", {
         version: PROTOCOL_VERSION,
@@ -71,6 +79,13 @@ export class AgentClient {
       client.#hello = hello.body;
     } catch (error) {
       client.close();
+      if (security.insecure && error instanceof AgentError && error.code === "closed") {
+        throw new AgentError(
+          "hello",
+          "closed",
+          "the agent closed the connection: it probably requires a secure channel (use --key and --agent-key instead of --insecure)",
+        );
+      }
       throw error;
     }
     return client;
@@ -151,9 +166,15 @@ export class AgentClient {
     return new TextDecoder().decode(concat((await this.request("kallsyms")).chunks));
   }
 
-  /** Loads an eBPF object into the guest kernel; returns its handle. */
+  /**
+   * Loads an eBPF object into the guest kernel, signed with the IDS's key
+   * (when it has one); returns its handle.
+   */
   async load(name: string, object: Uint8Array): Promise<number> {
-    const answer = await this.request<LoadBody>("load", { name, object });
+    const identity = this.#security.identity;
+    const args: Record<string, unknown> = { name, object };
+    if (identity) args.signature = await signObject(identity, object);
+    const answer = await this.request<LoadBody>("load", args);
     return answer.body.handle;
   }
 

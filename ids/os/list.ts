@@ -5,10 +5,16 @@
  * @module
  */
 
-/** Lowest address of the x86-64 kernel half (canonical upper half). */
-const KERNEL_SPACE_START = 0xffff_8000_0000_0000n;
+/**
+ * Lowest address of the x86-64 kernel half: the canonical upper half with
+ * 5-level paging (LA57, 57-bit addresses: the direct map starts at
+ * 0xff11_0000_0000_0000), which contains the 4-level half (from
+ * 0xffff_8000_0000_0000). A kernel built with CONFIG_X86_5LEVEL uses 5 levels
+ * whenever the CPU has LA57 (Ice Lake, AMD Genoa and later).
+ */
+const KERNEL_SPACE_START = 0xff00_0000_0000_0000n;
 
-/** Whether `addr` lies in the kernel half of the x86-64 address space. */
+/** Whether `addr` lies in the kernel half of the x86-64 address space (4- or 5-level paging). */
 export function isKernelAddress(addr: bigint): boolean {
   return addr >= KERNEL_SPACE_START && addr <= 0xffff_ffff_ffff_ffffn;
 }

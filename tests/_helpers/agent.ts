@@ -29,7 +29,7 @@ export function withGuest<T>(
   body: (guest: Guest, agent: LocalAgent) => Promise<T>,
 ): Promise<T> {
   return withLocalAgent(async (agent) => {
-    const guest = await Guest.open(agent.url);
+    const guest = await Guest.open(agent.url, agent.security);
     try {
       return await body(guest, agent);
     } finally {

@@ -142,6 +142,7 @@ Deno.test({
           "agent",
           "--listen",
           "tcp://127.0.0.1:0",
+          "--insecure",
         ],
         cwd: dir,
         env: { DENO_DIR: `${dir}/deno_dir`, HOME: `${dir}/deno_dir`, NO_COLOR: "1" },

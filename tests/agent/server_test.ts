@@ -1,7 +1,7 @@
 // The agent's protocol, against a real agent (a child process, real eBPF: needs root) over TCP.
 import assert from "node:assert/strict";
 import {
-  dial,
+  type ByteStream,
   encodeFrame,
   FramedConnection,
   type Message,
@@ -9,27 +9,40 @@ import {
   requestMessage,
 } from "../../wire/mod.ts";
 import { bpfObject } from "../../bpf/objects.ts";
+import { openChannel } from "../../ids/client/channel.ts";
+import { generateIdentity, type Identity } from "../../wire/secure/keys.ts";
+import { signObject } from "../../wire/secure/sign.ts";
+import type { LocalAgent } from "../../ids/local_agent.ts";
 import { bpftoolPrograms, eventually, IS_ROOT, withLocalAgent } from "../_helpers/agent.ts";
 
 const ignore = !IS_ROOT;
 
-/** A raw protocol connection to the agent: the socket and the framed view of it. */
+/**
+ * A raw protocol connection to the agent: the secure channel (the IDS's keys
+ * the local agent trusts) and the framed view of it.
+ */
 interface Peer {
-  raw: Deno.Conn;
+  raw: ByteStream;
+  /** The IDS's identity: `ask` signs every load with it, as the real client does. */
+  identity?: Identity;
   conn: FramedConnection;
   nextId: number;
   [Symbol.dispose](): void;
 }
 
-async function open(url: string): Promise<Peer> {
-  const raw = await dial(url);
+async function open(agent: LocalAgent): Promise<Peer> {
+  const raw = await openChannel(agent.url, agent.security);
+  const identity = agent.security.identity;
   const conn = new FramedConnection(raw);
-  return { raw, conn, nextId: 1, [Symbol.dispose]: () => conn.close() };
+  return { raw, conn, identity, nextId: 1, [Symbol.dispose]: () => conn.close() };
 }
 
 /** Sends one request and collects the answer up to its result or error. */
 async function ask(peer: Peer, op: string, args: Record<string, unknown> = {}): Promise<Message[]> {
   const id = peer.nextId++;
+  if (op === "load" && peer.identity && !("signature" in args)) {
+    args = { ...args, signature: await signObject(peer.identity, args.object as Uint8Array) };
+  }
   await peer.conn.send(requestMessage(id, op, args));
   const answer: Message[] = [];
   for (;;) {
@@ -50,8 +63,8 @@ async function greet(peer: Peer): Promise<void> {
   assert.equal(answer.type, "result", JSON.stringify(answer));
 }
 
-async function greeted(url: string): Promise<Peer> {
-  const peer = await open(url);
+async function greeted(agent: LocalAgent): Promise<Peer> {
+  const peer = await open(agent);
   await greet(peer);
   return peer;
 }
@@ -78,7 +91,7 @@ Deno.test({
   ignore,
   fn: () =>
     withLocalAgent(async (agent) => {
-      using peer = await open(agent.url);
+      using peer = await open(agent);
       const answer = await ask(peer, "ping");
       assertError(answer[0]!, "no_hello", /first request must be hello/);
       await assertClosed(peer);
@@ -90,7 +103,7 @@ Deno.test({
   ignore,
   fn: () =>
     withLocalAgent(async (agent) => {
-      using peer = await open(agent.url);
+      using peer = await open(agent);
       const answer = await last(peer, "hello", { version: PROTOCOL_VERSION + 98 });
       assertError(answer, "version", new RegExp(`this agent speaks ${PROTOCOL_VERSION}`));
       await assertClosed(peer);
@@ -102,7 +115,7 @@ Deno.test({
   ignore,
   fn: () =>
     withLocalAgent(async (agent) => {
-      using peer = await open(agent.url);
+      using peer = await open(agent);
       const hello = await last(peer, "hello", { version: PROTOCOL_VERSION });
       assert.equal(hello.type, "result");
       if (hello.type !== "result") return;
@@ -119,7 +132,7 @@ Deno.test({
   ignore,
   fn: () =>
     withLocalAgent(async (agent) => {
-      using peer = await greeted(agent.url);
+      using peer = await greeted(agent);
       assertError(await last(peer, "frobnicate"), "unknown_op", /frobnicate/);
       await assertPing(peer);
     }),
@@ -141,14 +154,14 @@ for (
     ignore,
     fn: () =>
       withLocalAgent(async (agent) => {
-        using before = await greeted(agent.url);
-        using bad = await greeted(agent.url);
+        using before = await greeted(agent);
+        using bad = await greeted(agent);
         await bad.raw.write(bytes);
         const answer = await bad.conn.receive();
         assertError(answer, code);
         assert.equal(answer?.id, 0, "a frame error is answered with id 0");
         await assertClosed(bad);
-        using after = await greeted(agent.url);
+        using after = await greeted(agent);
         await assertPing(before);
         await assertPing(after);
       }),
@@ -160,7 +173,7 @@ Deno.test({
   ignore,
   fn: () =>
     withLocalAgent(async (agent) => {
-      using peer = await greeted(agent.url);
+      using peer = await greeted(agent);
       await peer.raw.write(encodeFrame({ type: "request", id: "one" }));
       const answer = await peer.conn.receive();
       assertError(answer, "malformed");
@@ -173,7 +186,7 @@ Deno.test({
   ignore,
   fn: () =>
     withLocalAgent(async (agent) => {
-      using peer = await greeted(agent.url);
+      using peer = await greeted(agent);
       const garbage = new TextEncoder().encode("this is not an ELF file, not at all");
       const answer = await last(peer, "load", { name: "garbage", object: garbage });
       assertError(answer, "failed", /bpf_object__open_mem\(garbage\) failed/);
@@ -191,7 +204,7 @@ Deno.test({
   ignore,
   fn: () =>
     withLocalAgent(async (agent) => {
-      using peer = await greeted(agent.url);
+      using peer = await greeted(agent);
       const params = new Uint8Array(8);
       assertError(await last(peer, "run", { handle: 42, params }), "bad_handle", /42/);
       assertError(await last(peer, "unload", { handle: 42 }), "bad_handle", /42/);
@@ -204,7 +217,7 @@ Deno.test({
   ignore,
   fn: () =>
     withLocalAgent(async (agent) => {
-      using peer = await greeted(agent.url);
+      using peer = await greeted(agent);
       const loaded = await last(peer, "load", {
         name: "read_page",
         object: bpfObject("read_page"),
@@ -228,7 +241,7 @@ Deno.test({
   ignore,
   fn: () =>
     withLocalAgent(async (agent) => {
-      using peer = await greeted(agent.url);
+      using peer = await greeted(agent);
       const object = bpfObject("read_page");
       const handles: number[] = [];
       for (let i = 0; i < 16; i++) {
@@ -241,7 +254,7 @@ Deno.test({
       // Unloading one makes room again; another connection has its own budget.
       assert.equal((await last(peer, "unload", { handle: handles[0] })).type, "result");
       assert.equal((await last(peer, "load", { name: "again", object })).type, "result");
-      using other = await greeted(agent.url);
+      using other = await greeted(agent);
       assert.equal((await last(other, "load", { name: "other", object })).type, "result");
     }),
 });
@@ -253,7 +266,7 @@ Deno.test({
     withLocalAgent(async (agent) => {
       const names = new Set(["walk_tasks", "read_page"]);
       const idsBefore = new Set((await bpftoolPrograms()).map((p) => p.id));
-      const peer = await greeted(agent.url);
+      const peer = await greeted(agent);
       let mine: number[];
       try {
         for (const name of names) {
@@ -272,5 +285,43 @@ Deno.test({
         return mine.every((id) => !ids.has(id));
       });
       assert.ok(gone, `programs ${mine.join(", ")} are still loaded after the connection closed`);
+    }),
+});
+
+Deno.test({
+  name:
+    "agent refuses an eBPF object without a signature, one signed by an untrusted key, and a tampered one (root)",
+  ignore,
+  fn: () =>
+    withLocalAgent(async (agent) => {
+      using peer = await greeted(agent);
+      const object = bpfObject("read_page");
+      assertError(
+        await last(peer, "load", { name: "read_page", object, signature: undefined }),
+        "unsigned",
+        /carries no signature/,
+      );
+      const stranger = await generateIdentity("not trusted");
+      assertError(
+        await last(peer, "load", {
+          name: "read_page",
+          object,
+          signature: await signObject(stranger, object),
+        }),
+        "bad_signature",
+        /not signed by a trusted IDS key/,
+      );
+      const tampered = object.slice();
+      tampered[tampered.length - 1]! ^= 1;
+      assertError(
+        await last(peer, "load", {
+          name: "read_page",
+          object: tampered,
+          signature: await signObject(peer.identity!, object),
+        }),
+        "bad_signature",
+      );
+      // The honest, signed object still loads on the same connection.
+      assert.equal((await last(peer, "load", { name: "read_page", object })).type, "result");
     }),
 });

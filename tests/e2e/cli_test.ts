@@ -53,6 +53,10 @@ Deno.test({
         "ps",
         "--connect",
         agent.url,
+        "--key",
+        agent.keyFiles!.key,
+        "--agent-key",
+        agent.keyFiles!.agentKey,
         "--fetch",
         "page",
         "--limit",
@@ -126,7 +130,7 @@ Deno.test("ids ps --fetch nope exits non-zero and says which modes exist", async
 });
 
 Deno.test("ids ps --connect to a port where nothing listens exits non-zero naming the URL", async () => {
-  const run = await runCli(["ids", "ps", "--connect", "tcp://127.0.0.1:1", "--json"]);
+  const run = await runCli(["ids", "ps", "--connect", "tcp://127.0.0.1:1", "--insecure", "--json"]);
   assert.notEqual(run.code, 0);
   assert.match(run.stderr, /Cannot connect to tcp:\/\/127\.0\.0\.1:1/);
   assert.equal(run.stdout, "");
