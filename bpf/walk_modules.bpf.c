@@ -1,9 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause
 /*
  * walk_modules: walks the kernel's module list (the `modules` list head, linked
- * through module.list) and copies, page by page, every struct module (its name,
- * state and memory layout live inside it). For each module an ADDR record
- * follows its pages.
+ * through module.list) and copies, page by page, the list head and every struct
+ * module (its name, state and memory layout live inside it). For each module an
+ * ADDR record follows its pages.
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
@@ -64,6 +64,11 @@ int walk_modules(struct pt_regs *ctx)
 			   (__u64)first - bpf_core_field_offset(struct module, list), p->limit,
 			   MAX_MODULES);
 		emit(REC_ADDR, p->head, TAG_START);
+		/* The IDS starts its walk at the head: send the head's page too. */
+		if (emit_object(p->head, bpf_core_type_size(struct list_head), p->hdr.run_id)) {
+			state.status = WALK_FAILED;
+			return 0;
+		}
 		if (state.cursor == head_as_module)
 			state.status = WALK_DONE; /* an empty list */
 	}
