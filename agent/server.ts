@@ -325,6 +325,8 @@ export class AgentServer {
       }
     }
     const session = new Session(framed, this.#limits, this.#security.trusted);
+    // From here the connection counts as a session, no longer as pending (not both).
+    this.#pending.delete(conn);
     this.#sessions.add(session);
     this.#log(`connection from ${peer}`);
     try {

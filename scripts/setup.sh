@@ -7,6 +7,8 @@ cd "$(dirname "$0")/.."
 
 DENO_VERSION=2.9.6
 APT_PACKAGES=(libbpf1 libbpf-dev bpftool clang llvm util-linux)
+# The VM test bed (tests/vm/): QEMU, the guest's busybox, cpio for its initramfs, xz and zstd for kernel modules.
+APT_PACKAGES+=(qemu-system-x86 busybox-static cpio xz-utils zstd)
 
 if [ "$(id -u)" -ne 0 ]; then
   echo "setup.sh: run as root (it installs Debian packages, and the agent needs root)" >&2

@@ -1,0 +1,209 @@
+/**
+ * `deno task vm`: one guest by hand.
+ *
+ * ```sh
+ * deno task vm build [--kernel 6.1|6.12]          # build (or find) the images
+ * deno task vm ps --kernel 6.12 [--fetch page] [--json]   # = ids ps against a fresh guest
+ * deno task vm lsmod --kernel 6.1 [--json]        # = ids lsmod
+ * deno task vm bench --kernel 6.1 [--json]        # = ids bench, with 100 extra sleepers
+ * deno task vm shell --kernel 6.1                 # keep a guest up until Ctrl-C
+ * ```
+ *
+ * The guest's console goes to stderr with `--console`; progress lines go to
+ * stderr; stdout holds only the command's own output.
+ *
+ * @module
+ */
+import { Command, InvalidArgumentError, Option } from "commander";
+import { parseFetchMode } from "../../ids/guest.ts";
+import { bench } from "../../ids/cli/bench.ts";
+import { lsmod } from "../../ids/cli/lsmod.ts";
+import { ps } from "../../ids/cli/ps.ts";
+import { buildImage, type KernelName, KERNELS, parseKernel } from "./image.ts";
+import { Vm, type VmOptions } from "./qemu.ts";
+import { bedConnectOptions } from "./session.ts";
+
+function kernelOption(): Option {
+  return new Option("--kernel <version>", `guest kernel: ${KERNELS.join(" or ")}`)
+    .default("6.1")
+    .argParser((text) => {
+      try {
+        return parseKernel(text);
+      } catch (error) {
+        throw new InvalidArgumentError((error as Error).message);
+      }
+    });
+}
+
+function fetchOption(): Option {
+  return new Option("--fetch <mode>", "page or bulk").default("bulk").argParser((text) => {
+    try {
+      return parseFetchMode(text);
+    } catch (error) {
+      throw new InvalidArgumentError((error as Error).message);
+    }
+  });
+}
+
+function positiveInt(text: string): number {
+  const n = Number(text);
+  if (!Number.isSafeInteger(n) || n <= 0) {
+    throw new InvalidArgumentError("expected a positive integer");
+  }
+  return n;
+}
+
+/** The options of an `ids` command aimed at `vm`'s agent, with the bed's keys. */
+async function cliOptions<T extends object>(vm: Vm, options: T): Promise<T & { connect: string }> {
+  return { ...await bedConnectOptions(), ...options, connect: vm.url };
+}
+
+/** Builds the image, boots it, runs `body` with the guest, and stops it on every path. */
+async function withVm(
+  kernel: KernelName,
+  options: VmOptions & { console?: boolean },
+  body: (vm: Vm) => Promise<number>,
+): Promise<number> {
+  const image = await buildImage(kernel);
+  console.error(`vm: booting ${image.package} (${image.release})`);
+  await using vm = await Vm.start(image, {
+    ...options,
+    onConsole: options.console ? (line) => console.error(`  | ${line}`) : undefined,
+  });
+  console.error(
+    `vm: agent ready at ${vm.url} after ${(vm.bootMs / 1000).toFixed(1)} s (pid ${vm.pid})`,
+  );
+  return await body(vm);
+}
+
+function program(setExit: (code: number) => void): Command {
+  const root = new Command("vm")
+    .description("the VM test bed: Debian guests under QEMU (TCG) running the agent")
+    .showHelpAfterError();
+
+  root.command("build")
+    .description("build (or find in .cache/vm) the guest images")
+    .addOption(kernelOption().default(undefined, "both"))
+    .action(async (o: { kernel?: KernelName }) => {
+      for (const kernel of o.kernel ? [o.kernel] : KERNELS) {
+        const image = await buildImage(kernel);
+        console.log(`${kernel}: ${image.package} ${image.initrd}`);
+      }
+      setExit(0);
+    });
+
+  root.command("ps")
+    .description("boot a guest, print the IDS's process list (as `ids ps`), stop it")
+    .addOption(kernelOption())
+    .addOption(fetchOption())
+    .option("--json", "print JSON", false)
+    .option("--console", "copy the guest's console to stderr", false)
+    .action(async (o) =>
+      setExit(
+        await withVm(o.kernel, o, async (vm) =>
+          ps(await cliOptions(vm, { fetch: o.fetch, json: o.json }))),
+      )
+    );
+
+  root.command("lsmod")
+    .description("boot a guest, print the IDS's module list (as `ids lsmod`), stop it")
+    .addOption(kernelOption())
+    .addOption(fetchOption())
+    .option("--json", "print JSON", false)
+    .option("--console", "copy the guest's console to stderr", false)
+    .action(async (o) =>
+      setExit(
+        await withVm(o.kernel, o, async (vm) =>
+          lsmod(await cliOptions(vm, { fetch: o.fetch, json: o.json }))),
+      )
+    );
+
+  root.command("bench")
+    .description("boot a guest with 100 extra sleepers and run `ids bench` against it")
+    .addOption(kernelOption())
+    .option("--procs <n>", "processes to acquire", positiveInt, 100)
+    .option("--repeat <n>", "measured repetitions per mode", positiveInt, 20)
+    .option("--json", "print JSON", false)
+    .option("--console", "copy the guest's console to stderr", false)
+    .action(async (o) =>
+      setExit(
+        await withVm(
+          o.kernel,
+          { ...o, sleepers: o.procs },
+          async (vm) =>
+            bench(await cliOptions(vm, { procs: o.procs, repeat: o.repeat, json: o.json })),
+        ),
+      )
+    );
+
+  root.command("boot")
+    .description("measure boot to agent-ready: QEMU start, guest kernel + /init, Deno start")
+    .addOption(kernelOption())
+    .option("--runs <n>", "boots to measure", positiveInt, 3)
+    .option("--cpus <n>", "virtual CPUs", positiveInt, 1)
+    .option("--memory <mib>", "guest memory, MiB", positiveInt, 1024)
+    .option("--v8-flags <flags>", "V8 flags for the guest's Deno")
+    .option("--append <text>", "extra kernel command line")
+    .action(async (o) => {
+      const image = await buildImage(o.kernel);
+      for (let run = 1; run <= o.runs; run++) {
+        let agentStart = NaN;
+        await using vm = await Vm.start(image, {
+          cpus: o.cpus,
+          memoryMiB: o.memory,
+          v8Flags: o.v8Flags,
+          append: o.append,
+          readyTimeoutMs: 120_000,
+          onConsole: (line) => {
+            const m = /uptime ([\d.]+) s: starting the agent/.exec(line);
+            if (m) agentStart = Number(m[1]);
+          },
+        });
+        const uptime = Number((await vm.run("cut -d' ' -f1 /proc/uptime")).output.trim());
+        console.log(
+          `${image.release} run ${run}: agent ready ${(vm.bootMs / 1000).toFixed(1)} s ` +
+            `after QEMU's start; in the guest: kernel + /init ${agentStart.toFixed(1)} s, ` +
+            `Deno to listening ≤ ${(uptime - agentStart).toFixed(1)} s`,
+        );
+      }
+      setExit(0);
+    });
+
+  root.command("shell")
+    .description("boot a guest and keep it running, agent URL printed, until Ctrl-C")
+    .addOption(kernelOption())
+    .option("--sleepers <n>", "extra idle processes in the guest", positiveInt)
+    .option("--console", "copy the guest's console to stderr", false)
+    .action(async (o) =>
+      setExit(
+        await withVm(o.kernel, o, async (vm) => {
+          console.log(vm.url);
+          console.error(
+            `vm: try  deno run -A main.ts ids ps --connect ${vm.url}\nvm: Ctrl-C stops the guest`,
+          );
+          await new Promise<void>((resolve) => {
+            const stop = () => {
+              Deno.removeSignalListener("SIGINT", stop);
+              Deno.removeSignalListener("SIGTERM", stop);
+              resolve();
+            };
+            Deno.addSignalListener("SIGINT", stop);
+            Deno.addSignalListener("SIGTERM", stop);
+          });
+          return 0;
+        }),
+      )
+    );
+  return root;
+}
+
+if (import.meta.main) {
+  let exitCode = 0;
+  try {
+    await program((code) => exitCode = code).parseAsync(Deno.args, { from: "user" });
+  } catch (error) {
+    console.error(`vm: ${error instanceof Error ? error.message : error}`);
+    exitCode = 2;
+  }
+  Deno.exit(exitCode);
+}
