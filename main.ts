@@ -18,6 +18,7 @@ import { demo } from "./ids/cli/demo.ts";
 import { lsmod } from "./ids/cli/lsmod.ts";
 import { ps } from "./ids/cli/ps.ts";
 import { keygen } from "./ids/cli/keygen.ts";
+import { attest } from "./ids/cli/attest.ts";
 
 function positiveInt(text: string): number {
   const n = Number(text);
@@ -97,6 +98,13 @@ export function program(setExit: (code: number) => void): Command {
     .option("--repeat <n>", "measured repetitions per mode", positiveInt, 20)
     .option("--json", "print JSON", false)
     .action(async (o) => setExit(await bench(o)));
+
+  withConnectOptions(ids.command("attest"))
+    .description("verify the agent's SEV-SNP attestation report (in an SEV-SNP guest)")
+    .requiredOption("--vcek <file>", "the chip's VCEK certificate or public key (PEM or DER)")
+    .option("--measurement <hex>", "the expected launch measurement (48 bytes, hex)")
+    .option("--json", "print JSON", false)
+    .action(async (o) => setExit(await attest(o)));
 
   root.command("demo")
     .description("start an agent on this machine and show what the IDS sees")

@@ -35,19 +35,16 @@
  * @module
  */
 
+import { bindAgentKey, NONCE_BYTES, REPORT_DATA_DOMAIN } from "../wire/secure/report_data.ts";
+
+export { NONCE_BYTES, REPORT_DATA_DOMAIN };
 import type { PublicIdentity } from "../wire/secure/keys.ts";
 
 /** The SEV guest device of the Linux `sev-guest` driver. */
 export const SEV_GUEST_PATH = "/dev/sev-guest";
 
-/** Domain-separation prefix of the key binding (the trailing NUL is part of it). */
-export const REPORT_DATA_DOMAIN = "ebpfmonitor-agent-key-v1\0";
-
 /** Bytes of REPORT_DATA (`SNP_REPORT_USER_DATA_SIZE`). */
 export const REPORT_DATA_BYTES = 64;
-
-/** Bytes of the IDS's nonce. */
-export const NONCE_BYTES = 32;
 
 /** Bytes of an ATTESTATION_REPORT (firmware ABI, table "ATTESTATION_REPORT Structure"). */
 export const REPORT_BYTES = 0x4a0;
@@ -253,13 +250,7 @@ export async function reportData(
   checkLength(agentKey.noise, 32, "The agent's X25519 key");
   checkLength(agentKey.signing, 32, "The agent's Ed25519 key");
   checkLength(nonce, NONCE_BYTES, "The attestation nonce");
-  const domain = new TextEncoder().encode(REPORT_DATA_DOMAIN);
-  const message = new Uint8Array(domain.length + 32 + 32 + NONCE_BYTES);
-  message.set(domain, 0);
-  message.set(agentKey.noise, domain.length);
-  message.set(agentKey.signing, domain.length + 32);
-  message.set(nonce, domain.length + 64);
-  return new Uint8Array(await crypto.subtle.digest("SHA-512", message));
+  return await bindAgentKey(agentKey, nonce);
 }
 
 /** Options of {@linkcode requestReport}. */

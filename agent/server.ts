@@ -21,8 +21,14 @@ import {
   type Request,
   resultMessage,
 } from "../wire/mod.ts";
-import type { HelloBody, LoadBody } from "../wire/ops.ts";
-import type { Identity, PublicIdentity } from "../wire/secure/keys.ts";
+import type { AttestBody, HelloBody, LoadBody } from "../wire/ops.ts";
+import { type Identity, type PublicIdentity, publicIdentity } from "../wire/secure/keys.ts";
+import {
+  attestAgentKey,
+  AttestationError,
+  SEV_GUEST_PATH,
+  sevGuestAvailable,
+} from "./attestation.ts";
 import { acceptSecure } from "../wire/secure/secure_stream.ts";
 import { SignatureError, verifyObject } from "../wire/secure/sign.ts";
 import { TokenBucket } from "./rate_limit.ts";
@@ -74,6 +80,7 @@ class Session {
   readonly #conn: FramedConnection;
   readonly #limits: ServerLimits;
   readonly #signers: PublicIdentity[];
+  readonly #identity: Identity | undefined;
   readonly #rate: TokenBucket;
   readonly #programs = new Map<number, LoadedProgram>();
   #nextHandle = 1;
@@ -83,11 +90,18 @@ class Session {
    * @param conn the connection
    * @param limits the bounds
    * @param signers keys whose signature an object needs (none: objects load unsigned)
+   * @param identity the agent's identity (what `attest` binds), absent when insecure
    */
-  constructor(conn: FramedConnection, limits: ServerLimits, signers: PublicIdentity[]) {
+  constructor(
+    conn: FramedConnection,
+    limits: ServerLimits,
+    signers: PublicIdentity[],
+    identity: Identity | undefined,
+  ) {
     this.#conn = conn;
     this.#limits = limits;
     this.#signers = signers;
+    this.#identity = identity;
     this.#rate = new TokenBucket(limits.requestsPerSecond, limits.requestsPerSecond);
   }
 
@@ -172,6 +186,8 @@ class Session {
         this.#programs.delete(handle);
         return await this.#conn.send(resultMessage(id, {}));
       }
+      case "attest":
+        return await this.#conn.send(resultMessage(id, await this.#attest(args)));
       default:
         throw new RequestError("unknown_op", `Unknown operation ${JSON.stringify(request.op)}`);
     }
@@ -202,6 +218,29 @@ class Session {
     const handle = this.#nextHandle++;
     this.#programs.set(handle, program);
     return { handle, program: program.name };
+  }
+
+  /** An SEV-SNP report binding this agent's keys to the IDS's nonce. */
+  async #attest(args: Record<string, unknown>): Promise<AttestBody> {
+    const nonce = argBytes(args, "nonce");
+    if (this.#identity === undefined) {
+      throw new RequestError(
+        "no_identity",
+        "This agent runs without a key (--insecure): nothing to attest",
+      );
+    }
+    if (!sevGuestAvailable()) {
+      throw new RequestError(
+        "not_supported",
+        `SEV-SNP attestation is not available: ${SEV_GUEST_PATH} does not exist (not an SEV-SNP guest)`,
+      );
+    }
+    try {
+      return { report: await attestAgentKey(publicIdentity(this.#identity), nonce) };
+    } catch (error) {
+      if (error instanceof AttestationError) throw new RequestError("attestation", error.message);
+      throw error;
+    }
   }
 
   #program(handle: number): LoadedProgram {
@@ -324,7 +363,12 @@ export class AgentServer {
         return;
       }
     }
-    const session = new Session(framed, this.#limits, this.#security.trusted);
+    const session = new Session(
+      framed,
+      this.#limits,
+      this.#security.trusted,
+      this.#security.identity,
+    );
     // From here the connection counts as a session, no longer as pending (not both).
     this.#pending.delete(conn);
     this.#sessions.add(session);

@@ -40,6 +40,9 @@
  * @module
  */
 
+import { bindAgentKey, NONCE_BYTES, REPORT_DATA_DOMAIN } from "../wire/secure/report_data.ts";
+
+export { NONCE_BYTES, REPORT_DATA_DOMAIN };
 import type { PublicIdentity } from "../wire/secure/keys.ts";
 
 /** Bytes of an ATTESTATION_REPORT. */
@@ -53,12 +56,6 @@ export const ECDSA_COMPONENT_BYTES = 72;
 
 /** SIGNATURE_ALGO value of ECDSA P-384 with SHA-384, the only one defined. */
 export const SIG_ALGO_ECDSA_P384_SHA384 = 1;
-
-/** Domain-separation prefix of the key binding; the agent uses the same. */
-export const REPORT_DATA_DOMAIN = "ebpfmonitor-agent-key-v1\0";
-
-/** Bytes of the IDS's nonce. */
-export const NONCE_BYTES = 32;
 
 /** POLICY bit 19: the guest may be debugged, i.e. the host can decrypt its memory. */
 export const POLICY_DEBUG_BIT = 19;
@@ -607,13 +604,7 @@ export async function expectedReportData(
       throw new ReportError("report_data", `${what} must be 32 bytes, got ${bytes.length}`);
     }
   }
-  const domain = new TextEncoder().encode(REPORT_DATA_DOMAIN);
-  const message = new Uint8Array(domain.length + 96);
-  message.set(domain, 0);
-  message.set(agentKey.noise, domain.length);
-  message.set(agentKey.signing, domain.length + 32);
-  message.set(nonce, domain.length + 64);
-  return new Uint8Array(await crypto.subtle.digest("SHA-512", message));
+  return await bindAgentKey(agentKey, nonce);
 }
 
 /** What {@linkcode verifyAgentAttestation} checks. */

@@ -48,3 +48,9 @@ export interface RunSummary {
   /** Bytes of records. */
   bytes: number;
 }
+
+/** The answer to `attest`: the SEV-SNP attestation report binding the agent's key to the nonce. */
+export interface AttestBody {
+  /** The firmware's ATTESTATION_REPORT (0x4A0 bytes). */
+  report: Uint8Array;
+}

@@ -24,6 +24,7 @@ export const OPS = [
   "load",
   "run",
   "unload",
+  "attest",
 ] as const;
 
 /** Name of an operation the agent implements. */

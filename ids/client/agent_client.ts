@@ -11,7 +11,7 @@ import {
   PROTOCOL_VERSION,
   requestMessage,
 } from "../../wire/mod.ts";
-import type { HelloBody, KernelInfo, LoadBody, RunSummary } from "../../wire/ops.ts";
+import type { AttestBody, HelloBody, KernelInfo, LoadBody, RunSummary } from "../../wire/ops.ts";
 import { signObject } from "../../wire/secure/sign.ts";
 import { type ClientSecurity, openChannel } from "./channel.ts";
 
@@ -181,6 +181,11 @@ export class AgentClient {
   /** Runs a loaded program with `params`; returns the record chunks and the summary. */
   run(handle: number, params: Uint8Array): Promise<Streamed<RunSummary>> {
     return this.request<RunSummary>("run", { handle, params });
+  }
+
+  /** Asks for an SEV-SNP attestation report binding the agent's key to `nonce`. */
+  async attest(nonce: Uint8Array): Promise<Uint8Array> {
+    return (await this.request<AttestBody>("attest", { nonce })).body.report;
   }
 
   /** Unloads a program. */
