@@ -44,6 +44,7 @@ Deno.test("the protocol version is 1 and the op names are fixed", () => {
     "load",
     "run",
     "unload",
+    "attest",
   ]);
   assert.ok(isOp("btf"));
   assert.ok(!isOp("format_disk"));
