@@ -44,8 +44,14 @@ export interface ServerLimits {
   programsPerConnection: number;
   /** Largest chunk of streamed data. */
   chunkBytes: number;
-  /** Connections served at once (handshakes included); more are closed at once. */
+  /** Authenticated connections served at once; more are closed at once. */
   connections: number;
+  /**
+   * Handshakes under way at once. When one more arrives, the oldest pending
+   * handshake is dropped: an honest IDS completes its handshake in
+   * milliseconds, so a peer that opens connections and stalls cannot lock it out.
+   */
+  handshakes: number;
   /** Requests per second one connection may make (a faster peer is slowed down). */
   requestsPerSecond: number;
 }
@@ -55,6 +61,7 @@ export const DEFAULT_SERVER_LIMITS: ServerLimits = {
   programsPerConnection: 16,
   chunkBytes: DEFAULT_RUN_LIMITS.chunkBytes,
   connections: 8,
+  handshakes: 16,
   requestsPerSecond: 20_000,
 };
 
@@ -329,10 +336,16 @@ export class AgentServer {
       const conn = await accept(this.#listener);
       if (conn === null) return;
       const peer = formatEndpoint(conn.remoteAddr);
-      if (this.#sessions.size + this.#pending.size >= this.#limits.connections) {
+      if (this.#sessions.size >= this.#limits.connections) {
         this.#log(`refused ${peer}: already ${this.#limits.connections} connections`);
         conn.close();
         continue;
+      }
+      if (this.#pending.size >= this.#limits.handshakes) {
+        const oldest = this.#pending.values().next().value!;
+        this.#pending.delete(oldest);
+        this.#log(`dropped the oldest of ${this.#limits.handshakes} pending handshakes`);
+        closeQuietly(oldest);
       }
       this.#pending.add(conn);
       this.#open(conn, peer).finally(() => this.#pending.delete(conn));
@@ -355,11 +368,7 @@ export class AgentServer {
       } catch (error) {
         // The peer learns nothing: the connection just closes.
         this.#log(`closed ${peer} during the handshake: ${(error as Error).message}`);
-        try {
-          conn.close();
-        } catch {
-          // already closed
-        }
+        closeQuietly(conn);
         return;
       }
     }
@@ -392,13 +401,15 @@ export class AgentServer {
     }
     for (const session of this.#sessions) session.close();
     this.#sessions.clear();
-    for (const conn of this.#pending) {
-      try {
-        conn.close();
-      } catch {
-        // already closed
-      }
-    }
+    for (const conn of this.#pending) closeQuietly(conn);
+  }
+}
+
+function closeQuietly(conn: Deno.Conn): void {
+  try {
+    conn.close();
+  } catch {
+    // already closed
   }
 }
 

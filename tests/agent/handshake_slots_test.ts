@@ -1,0 +1,43 @@
+// The agent under a crowd of stalled, unauthenticated connections (root: real agent, real eBPF).
+import assert from "node:assert/strict";
+import { AgentClient } from "../../ids/client/agent_client.ts";
+import { startLocalAgent } from "../../ids/local_agent.ts";
+import { dial } from "../../wire/mod.ts";
+import { DEFAULT_SERVER_LIMITS } from "../../agent/server.ts";
+import { IS_ROOT } from "../_helpers/agent.ts";
+
+Deno.test({
+  name:
+    "stalled handshakes cannot lock an honest IDS out: the oldest pending one is dropped (root)",
+  ignore: !IS_ROOT,
+  fn: async () => {
+    const agent = await startLocalAgent();
+    const stalled: Deno.Conn[] = [];
+    try {
+      // More silent peers than the agent keeps pending handshakes for.
+      for (let i = 0; i < DEFAULT_SERVER_LIMITS.handshakes + 4; i++) {
+        stalled.push(await dial(agent.url));
+      }
+      const t0 = performance.now();
+      const client = await AgentClient.connect(agent.url, agent.security);
+      await client.ping();
+      client.close();
+      const waited = performance.now() - t0;
+      // The handshake deadline is 10 s: an honest IDS must not have waited for it.
+      assert.ok(waited < 5_000, `the honest IDS waited ${waited.toFixed(0)} ms`);
+      // The first silent peers were dropped: reading their sockets ends at once.
+      const first = stalled[0]!;
+      const n = await first.read(new Uint8Array(16));
+      assert.equal(n, null, "the oldest stalled connection was closed without a byte");
+    } finally {
+      for (const conn of stalled) {
+        try {
+          conn.close();
+        } catch {
+          // closed by the agent
+        }
+      }
+      await agent.stop();
+    }
+  },
+});
