@@ -19,6 +19,7 @@ import { lsmod } from "./ids/cli/lsmod.ts";
 import { ps } from "./ids/cli/ps.ts";
 import { keygen } from "./ids/cli/keygen.ts";
 import { attest } from "./ids/cli/attest.ts";
+import { ping } from "./ids/cli/ping.ts";
 
 function positiveInt(text: string): number {
   const n = Number(text);
@@ -98,6 +99,12 @@ export function program(setExit: (code: number) => void): Command {
     .option("--repeat <n>", "measured repetitions per mode", positiveInt, 20)
     .option("--json", "print JSON", false)
     .action(async (o) => setExit(await bench(o)));
+
+  withConnectOptions(ids.command("ping"))
+    .description("time the round trip of an empty request")
+    .option("--count <n>", "pings to send", positiveInt, 100)
+    .option("--json", "print JSON", false)
+    .action(async (o) => setExit(await ping(o)));
 
   withConnectOptions(ids.command("attest"))
     .description("verify the agent's SEV-SNP attestation report (in an SEV-SNP guest)")
