@@ -29,8 +29,14 @@ function positiveInt(text: string): number {
   return n;
 }
 
+function scaleList(text: string): number[] {
+  return text.split(",").filter((part) => part.trim() !== "").map((part) =>
+    positiveInt(part.trim())
+  );
+}
+
 function fetchOption(): Option {
-  return new Option("--fetch <mode>", "how the IDS fetches guest memory: page or bulk")
+  return new Option("--fetch <mode>", "how the IDS fetches guest memory: page, bulk or fields")
     .default("bulk")
     .argParser((text) => {
       try {
@@ -97,6 +103,13 @@ export function program(setExit: (code: number) => void): Command {
     .description("compare fetch modes: acquire processes and modules, repeated")
     .option("--procs <n>", "processes to acquire", positiveInt, 100)
     .option("--repeat <n>", "measured repetitions per mode", positiveInt, 20)
+    .option(
+      "--scales <list>",
+      "larger process counts to measure too, comma-separated (empty: none)",
+      scaleList,
+      [1_000, 10_000],
+    )
+    .option("--plot <file.svg>", "write a chart of time per mode against process count")
     .option("--json", "print JSON", false)
     .action(async (o) => setExit(await bench(o)));
 

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause */
 /*
  * Conventions shared by every ebpfmonitor eBPF program and by the TypeScript
- * side (agent/records.ts, ids/walkers/records.ts). Keep the two in step.
+ * side (bpf/records.ts). Keep the two in step.
  *
  * Every program:
  *  - is a uprobe program, attached by the agent to a libc function in the
@@ -35,6 +35,14 @@ enum record_kind {
 	REC_FAULT = 3, /* addr = address that failed, value = negative errno or fault code */
 	REC_MORE = 4,  /* fire again: value = objects visited so far */
 	REC_END = 5,   /* walk complete: value = objects visited */
+	REC_FIELDS = 6, /* addr = object, value = enum fields_of, payload = the planned ranges, in order */
+};
+
+/* What a FIELDS record holds: the object's own ranges, or those of a pointer it follows. */
+enum fields_of {
+	FIELDS_OBJECT = 0,   /* the walked object's ranges */
+	FIELDS_FOLLOW_0 = 1, /* 1 + i: the ranges of the object that follow i points to */
+	FIELDS_ANCHOR = 255, /* the list head's next pointer (8 bytes), where a walk starts at a head */
 };
 
 enum addr_tag {

@@ -24,6 +24,18 @@ export const RecordKind = {
   More: 4,
   /** The walk is complete. value = objects visited. */
   End: 5,
+  /** addr = object, value = a {@linkcode FieldsOf} value, payload = the planned ranges in order. */
+  Fields: 6,
+} as const;
+
+/** `enum fields_of`: whose ranges a FIELDS record holds. */
+export const FieldsOf = {
+  /** The walked object's own ranges. */
+  Object: 0,
+  /** 1 + i: the ranges of the object that follow i points to. */
+  Follow0: 1,
+  /** The list head's next pointer (8 bytes), for walks that start at a head. */
+  Anchor: 255,
 } as const;
 
 /** `enum addr_tag`. */

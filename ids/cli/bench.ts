@@ -1,7 +1,9 @@
 /**
- * `ebpfmonitor ids bench`: the paper's experiment. Acquire the first N
- * processes, and all modules, in each fetch mode, repeated; report the median
- * and p95 time, round trips and bytes per mode and the ratio page/bulk.
+ * `ebpfmonitor ids bench`: the paper's experiment and beyond. Acquire the
+ * first N processes, and all modules, in each fetch mode, repeated; then the
+ * same at larger process counts; and the round trip of an empty request (the
+ * floor). Reports median and p95 time, round trips and bytes per mode, and the
+ * ratios between them.
  *
  * @module
  */
@@ -13,16 +15,22 @@ import {
   type Guest,
 } from "../guest.ts";
 import { table } from "./format.ts";
+import { pingTimes } from "./ping.ts";
+import { plotSvg } from "./plot.ts";
 import { median, quantile } from "./stats.ts";
 import { type ConnectOptions, withGuest } from "./session.ts";
-import { startSleepers } from "./workload.ts";
+import { startSleepers, type Workload } from "./workload.ts";
 
 /** Options of `ids bench`. */
 export interface BenchOptions extends ConnectOptions {
-  /** Processes to acquire. */
+  /** Processes to acquire for the main figures (the paper's 100). */
   procs: number;
   /** Measured repetitions per mode. */
   repeat: number;
+  /** Larger process counts to measure too (the page mode only up to 1,000). */
+  scales: number[];
+  /** Write a chart of time per mode against process count. */
+  plot?: string;
   /** Print JSON. */
   json: boolean;
 }
@@ -45,70 +53,128 @@ export interface ModeFigures {
 export interface TargetFigures {
   /** Objects acquired (the same in every mode). */
   count: number;
-  /** By mode. */
-  modes: Record<FetchMode, ModeFigures>;
-  /** page median over bulk median (null when bulk took no time to measure). */
-  ratio_page_over_bulk: number | null;
+  /** By mode (a mode left out at this scale is absent). */
+  modes: Partial<Record<FetchMode, ModeFigures>>;
 }
 
+/** Page mode costs two round trips per process: past this many it is left out. */
+const PAGE_MODE_MAX_PROCS = 1_000;
+
 const round = (n: number, digits = 3) => Number(n.toFixed(digits));
+const ratio = (a: number | undefined, b: number | undefined) =>
+  a !== undefined && b !== undefined && b > 0 ? round(a / b, 2) : null;
 
 async function measure<T>(
+  modes: readonly FetchMode[],
   repeat: number,
   acquire: (mode: FetchMode) => Promise<Acquired<T>>,
 ): Promise<TargetFigures> {
-  const times: Record<FetchMode, number[]> = { page: [], bulk: [] };
-  const costs = {} as Record<FetchMode, AcquisitionCost>;
+  const times = new Map<FetchMode, number[]>(modes.map((mode) => [mode, []]));
+  const costs = new Map<FetchMode, AcquisitionCost>();
   const counts = new Set<number>();
-  for (const mode of FETCH_MODES) await acquire(mode); // warm-up: JIT, programs, sockets
+  for (const mode of modes) await acquire(mode); // warm-up: JIT, programs, sockets
   for (let i = 0; i < repeat; i++) {
-    // Alternate the order so that neither mode always runs right after the other.
-    const order = i % 2 === 0 ? FETCH_MODES : [...FETCH_MODES].reverse();
+    // Rotate the order so that no mode always runs right after the same other one.
+    const order = modes.map((_, k) => modes[(k + i) % modes.length]!);
     for (const mode of order) {
       const t0 = performance.now();
       const result = await acquire(mode);
-      times[mode].push(performance.now() - t0);
-      costs[mode] = result.cost;
+      times.get(mode)!.push(performance.now() - t0);
+      costs.set(mode, result.cost);
       counts.add(result.items.length);
     }
   }
-  const modes = {} as Record<FetchMode, ModeFigures>;
-  for (const mode of FETCH_MODES) {
-    modes[mode] = {
-      median_ms: round(median(times[mode])),
-      p95_ms: round(quantile(times[mode], 0.95)),
-      round_trips: costs[mode].roundTrips,
-      bytes: costs[mode].bytes,
-      misses: costs[mode].misses,
+  const figures: TargetFigures = { count: Math.min(...counts), modes: {} };
+  for (const mode of modes) {
+    const samples = times.get(mode)!;
+    const cost = costs.get(mode)!;
+    figures.modes[mode] = {
+      median_ms: round(median(samples)),
+      p95_ms: round(quantile(samples, 0.95)),
+      round_trips: cost.roundTrips,
+      bytes: cost.bytes,
+      misses: cost.misses,
     };
   }
-  const bulk = modes.bulk.median_ms;
-  return {
-    count: Math.min(...counts),
-    modes,
-    ratio_page_over_bulk: bulk > 0 ? round(modes.page.median_ms / bulk, 2) : null,
-  };
+  return figures;
 }
 
-/** Runs the benchmark against `guest`. */
-export async function benchGuest(guest: Guest, procs: number, repeat: number) {
-  const processes = await measure(repeat, (mode) => guest.processes(mode, procs));
-  const modules = await measure(repeat, (mode) => guest.modules(mode));
+/** The result of a benchmark run. */
+export interface BenchResult {
+  /** Processes acquired for the main figures. */
+  procs: number;
+  /** Repetitions per mode (fewer at larger scales). */
+  repeat: number;
+  /** The guest kernel. */
+  kernel: string;
+  /** The main figures by mode. */
+  modes: Partial<Record<FetchMode, ModeFigures>>;
+  /** Median of an empty round trip, ms. */
+  ping_ms: number;
+  /** p95 of an empty round trip, ms. */
+  ping_p95_ms: number;
+  /** page median over bulk median (the paper's figure). */
+  ratio_page_over_bulk: number | null;
+  /** page median over fields median. */
+  ratio_page_over_fields: number | null;
+  /** fields median over the ping. */
+  ratio_fields_over_ping: number | null;
+  /** All modules, by mode. */
+  modules: TargetFigures & { note: string | null; ratio_page_over_bulk: number | null };
+  /** Larger process counts. */
+  scales: TargetFigures[];
+}
+
+/**
+ * Runs the benchmark against `guest`. `ensure(n)` is called before each
+ * process count, to start helper processes when the guest is this machine.
+ */
+export async function benchGuest(
+  guest: Guest,
+  options: Pick<BenchOptions, "procs" | "repeat" | "scales">,
+  ensure: (procs: number) => Promise<void> = () => Promise.resolve(),
+): Promise<BenchResult> {
+  const ping = await pingTimes(guest.client, Math.max(100, options.repeat * 5));
+  await ensure(options.procs);
+  const processes = await measure(
+    FETCH_MODES,
+    options.repeat,
+    (mode) => guest.processes(mode, options.procs),
+  );
+  const modules = await measure(FETCH_MODES, options.repeat, (mode) => guest.modules(mode));
+  const scales: TargetFigures[] = [];
+  for (const procs of options.scales) {
+    await ensure(procs);
+    const modes = FETCH_MODES.filter((mode) => mode !== "page" || procs <= PAGE_MODE_MAX_PROCS);
+    const repeat = Math.max(3, Math.ceil(options.repeat * 100 / procs));
+    scales.push(await measure(modes, repeat, (mode) => guest.processes(mode, procs)));
+  }
+  const m = processes.modes;
   return {
     procs: processes.count,
-    repeat,
+    repeat: options.repeat,
     kernel: guest.profile.release,
-    modes: processes.modes,
-    ratio_page_over_bulk: processes.ratio_page_over_bulk,
-    modules: { ...modules, note: guest.profile.modulesNote ?? null },
+    modes: m,
+    ping_ms: ping.median_ms,
+    ping_p95_ms: ping.p95_ms,
+    ratio_page_over_bulk: ratio(m.page?.median_ms, m.bulk?.median_ms),
+    ratio_page_over_fields: ratio(m.page?.median_ms, m.fields?.median_ms),
+    ratio_fields_over_ping: ratio(m.fields?.median_ms, ping.median_ms),
+    modules: {
+      ...modules,
+      note: guest.profile.modulesNote ?? null,
+      ratio_page_over_bulk: ratio(modules.modes.page?.median_ms, modules.modes.bulk?.median_ms),
+    },
+    scales,
   };
 }
 
-function render(result: Awaited<ReturnType<typeof benchGuest>>): string {
+function render(result: BenchResult): string {
   const rows = (label: string, figures: TargetFigures) =>
-    FETCH_MODES.map((mode) => {
+    FETCH_MODES.flatMap((mode) => {
       const f = figures.modes[mode];
-      return [
+      if (f === undefined) return [];
+      return [[
         label,
         mode,
         String(f.median_ms),
@@ -116,25 +182,24 @@ function render(result: Awaited<ReturnType<typeof benchGuest>>): string {
         String(f.round_trips),
         String(f.bytes),
         String(f.misses),
-      ];
+      ]];
     });
   const lines = [
-    `kernel ${result.kernel}, ${result.repeat} repetitions per mode`,
+    `kernel ${result.kernel}, ${result.repeat} repetitions per mode; ping median ${result.ping_ms} ms, p95 ${result.ping_p95_ms} ms`,
     table(
       ["TARGET", "MODE", "MEDIAN_MS", "P95_MS", "ROUND_TRIPS", "BYTES", "MISSES"],
       [
-        ...rows(`${result.procs} processes`, {
-          count: result.procs,
-          modes: result.modes,
-          ratio_page_over_bulk: null,
-        }),
+        ...rows(`${result.procs} processes`, { count: result.procs, modes: result.modes }),
         ...rows(`${result.modules.count} modules`, result.modules),
+        ...result.scales.flatMap((scale) => rows(`${scale.count} processes`, scale)),
       ],
       new Set([2, 3, 4, 5, 6]),
     ),
-    `page/bulk: processes ${result.ratio_page_over_bulk ?? "n/a"}, modules ${
+    `page/bulk ${result.ratio_page_over_bulk ?? "n/a"}, page/fields ${
+      result.ratio_page_over_fields ?? "n/a"
+    }, fields/ping ${result.ratio_fields_over_ping ?? "n/a"} (processes); page/bulk ${
       result.modules.ratio_page_over_bulk ?? "n/a"
-    }`,
+    } (modules)`,
   ];
   if (result.modules.note) lines.push(`note: ${result.modules.note}`);
   return lines.join("\n");
@@ -143,14 +208,20 @@ function render(result: Awaited<ReturnType<typeof benchGuest>>): string {
 /** Runs `ids bench`; returns the exit code. */
 export function bench(options: BenchOptions): Promise<number> {
   return withGuest(options, async (guest, local) => {
-    // On this machine's kernel, start helpers so the task list holds at least N processes.
-    const workload = local ? await startSleepers(options.procs) : undefined;
+    // On this machine's kernel, start helpers so the task list holds enough processes.
+    const workloads: Workload[] = [];
+    const ensure = async (procs: number) => {
+      if (!local) return;
+      const have = [...Deno.readDirSync("/proc")].filter((e) => /^\d+$/.test(e.name)).length;
+      if (have < procs + 10) workloads.push(await startSleepers(procs + 10 - have));
+    };
     try {
-      const result = await benchGuest(guest, options.procs, options.repeat);
+      const result = await benchGuest(guest, options, ensure);
+      if (options.plot) await Deno.writeTextFile(options.plot, plotSvg(result));
       console.log(options.json ? JSON.stringify(result) : render(result));
       return 0;
     } finally {
-      await workload?.stop();
+      for (const workload of workloads) await workload.stop();
     }
   });
 }

@@ -6,6 +6,25 @@
  * @module
  */
 import type { PageCache } from "./page_cache.ts";
+import type { RangeCache } from "./range_cache.ts";
+
+/**
+ * What an OS view reads guest memory through. {@linkcode KernelMemory}
+ * implements it over the caches; the capture-plan recorder implements it to
+ * learn what a view reads.
+ */
+export interface MemoryReader {
+  /** Reads `len` bytes at `addr`. */
+  read(addr: bigint, len: number): Promise<Uint8Array>;
+  /** Reads a little-endian u64 (a pointer on x86-64). */
+  u64(addr: bigint): Promise<bigint>;
+  /** Reads a little-endian u32. */
+  u32(addr: bigint): Promise<number>;
+  /** Reads a little-endian s32. */
+  i32(addr: bigint): Promise<number>;
+  /** Reads a NUL-terminated string of at most `max` bytes (a char array). */
+  cString(addr: bigint, max: number): Promise<string>;
+}
 
 /** Fetches one page that the cache does not hold. */
 export interface PageSource {
@@ -25,9 +44,11 @@ export class MemoryFault extends Error {
   }
 }
 
-/** Reads guest kernel memory through a page cache. */
-export class KernelMemory {
+/** Reads guest kernel memory through a page cache (and the ranges `fields` mode captured). */
+export class KernelMemory implements MemoryReader {
   readonly cache: PageCache;
+  /** Captured byte ranges, consulted before pages. */
+  readonly ranges: RangeCache | undefined;
   readonly #source: PageSource | undefined;
   readonly #faulted = new Map<bigint, MemoryFault>();
   #misses = 0;
@@ -35,10 +56,12 @@ export class KernelMemory {
   /**
    * @param cache the page cache to read from
    * @param source fetches missing pages; without one, a miss is a fault
+   * @param ranges captured byte ranges, read before pages
    */
-  constructor(cache: PageCache, source?: PageSource) {
+  constructor(cache: PageCache, source?: PageSource, ranges?: RangeCache) {
     this.cache = cache;
     this.#source = source;
+    this.ranges = ranges;
   }
 
   /** Pages that were not in the cache and had to be fetched one by one. */
@@ -48,6 +71,8 @@ export class KernelMemory {
 
   /** Reads `len` bytes at `addr`. */
   async read(addr: bigint, len: number): Promise<Uint8Array> {
+    const captured = this.ranges?.get(addr, len);
+    if (captured !== undefined) return captured;
     const pageSize = this.cache.pageSize;
     const first = this.cache.pageOf(addr);
     const offset = Number(addr - first);

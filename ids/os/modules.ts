@@ -4,7 +4,7 @@
  *
  * @module
  */
-import type { KernelMemory } from "../memory/memory.ts";
+import type { MemoryReader } from "../memory/memory.ts";
 import type { KernelProfile } from "../profile/profile.ts";
 import { isKernelAddress, ListWalkError } from "./list.ts";
 
@@ -32,13 +32,35 @@ const STATE_WORDS: Record<string, string> = {
   MODULE_STATE_UNFORMED: "Unformed",
 };
 
+/** Reads one struct module into a {@linkcode ModuleInfo}. */
+export async function readModule(
+  mem: MemoryReader,
+  profile: KernelProfile,
+  mod: bigint,
+): Promise<ModuleInfo> {
+  const layout = profile.modules;
+  if (layout === undefined) throw new Error(profile.modulesNote ?? "Kernel has no module list");
+  const at = (offset: number) => mod + BigInt(offset);
+  let size = 0;
+  for (const part of layout.memory.sizes) size += await mem.u32(at(part.offset));
+  const state = await mem.u32(at(layout.state.offset));
+  const stateName = profile.moduleStateName(state);
+  return {
+    name: await mem.cString(at(layout.name.offset), layout.name.length),
+    base: await mem.u64(at(layout.memory.base.offset)),
+    size,
+    state: stateName ? STATE_WORDS[stateName] ?? stateName : `state ${state}`,
+    addr: mod,
+  };
+}
+
 /**
  * Lists the modules on the module list, in list order (newest first, like
  * /proc/modules). A kernel without module support has an empty list: the
  * profile's `modulesNote` says why.
  */
 export async function listModules(
-  mem: KernelMemory,
+  mem: MemoryReader,
   profile: KernelProfile,
 ): Promise<ModuleInfo[]> {
   const layout = profile.modules;
@@ -65,18 +87,7 @@ export async function listModules(
       throw new ListWalkError("module list", mod, "holds too many modules");
     }
     seen.add(mod);
-    const at = (offset: number) => mod + BigInt(offset);
-    let size = 0;
-    for (const part of layout.memory.sizes) size += await mem.u32(at(part.offset));
-    const state = await mem.u32(at(layout.state.offset));
-    const stateName = profile.moduleStateName(state);
-    modules.push({
-      name: await mem.cString(at(layout.name.offset), layout.name.length),
-      base: await mem.u64(at(layout.memory.base.offset)),
-      size,
-      state: stateName ? STATE_WORDS[stateName] ?? stateName : `state ${state}`,
-      addr: mod,
-    });
+    modules.push(await readModule(mem, profile, mod));
     node = await mem.u64(mod + listOffset + nextOffset);
   }
   return modules;

@@ -6,7 +6,7 @@
  *
  * @module
  */
-import type { KernelMemory } from "../memory/memory.ts";
+import type { MemoryReader } from "../memory/memory.ts";
 import type { KernelProfile } from "../profile/profile.ts";
 import { isKernelAddress, ListWalkError } from "./list.ts";
 
@@ -71,7 +71,7 @@ export function stateLetter(state: number, exitState: number): string {
 
 /** Reads one task_struct (and its real_cred and real_parent) into a {@linkcode ProcessInfo}. */
 export async function readTask(
-  mem: KernelMemory,
+  mem: MemoryReader,
   profile: KernelProfile,
   task: bigint,
 ): Promise<ProcessInfo> {
@@ -104,7 +104,7 @@ export async function readTask(
  * memory, ends the walk with a {@linkcode ListWalkError}.
  */
 export async function listTasks(
-  mem: KernelMemory,
+  mem: MemoryReader,
   profile: KernelProfile,
   options: TaskWalkOptions = {},
 ): Promise<ProcessInfo[]> {
