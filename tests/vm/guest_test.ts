@@ -94,7 +94,7 @@ function checkModules(label: string, items: ModuleInfo[], truth: GroundTruth): v
 for (const kernel of KERNELS) {
   Deno.test({
     name:
-      `guest with kernel ${kernel}: the IDS's views equal the guest's own, in page and bulk mode`,
+      `guest with kernel ${kernel}: the IDS's views equal the guest's own, in every fetch mode`,
     ignore: SKIP,
     fn: async (t) => {
       if (!QEMU) {
@@ -121,7 +121,10 @@ for (const kernel of KERNELS) {
             const { items, cost } = await guest.processes(mode);
             const after = await groundTruth(vm);
             checkProcesses(`${kernel} ${mode}`, items, before, after);
-            if (mode === "bulk") assert.equal(cost.misses, 0, "bulk mode prefetches every page");
+            if (mode !== "page") {
+              assert.equal(cost.misses, 0, `${mode} mode prefetches everything the view reads`);
+              assert.equal(cost.roundTrips, 1, `${mode} mode is one request`);
+            }
 
             const container = containerProcesses(before).filter((p) =>
               after.processes.get(p.pid)?.comm === p.comm
@@ -146,8 +149,12 @@ for (const kernel of KERNELS) {
           await t.step(`lsmod in ${mode} mode lists every module of /proc/modules`, async () => {
             const truth = await groundTruth(vm);
             assert.ok(truth.modules.length >= 10, `${truth.modules.length} modules loaded`);
-            const { items } = await guest.modules(mode);
+            const { items, cost } = await guest.modules(mode);
             checkModules(`${kernel} ${mode}`, items, truth);
+            if (mode !== "page") {
+              assert.equal(cost.misses, 0, `${mode} mode prefetches everything the view reads`);
+              assert.equal(cost.roundTrips, 1, `${mode} mode is one request`);
+            }
           });
         }
 
