@@ -20,7 +20,7 @@ run_check() {
 }
 run_check lint deno lint
 run_check fmt deno fmt --check
-run_check types deno check main.ts agent.ts tests/
+run_check types deno check main.ts agent.ts bench/ tests/
 
 log=$(mktemp)
 deno test -A --no-prompt "$@" 2>&1 | tee "$log"

@@ -4,11 +4,16 @@
  * @module
  */
 
+import type { ByteReader } from "./byte_source.ts";
 import { encodeFrame, FrameError, type FrameOptions, FrameReader } from "./frame.ts";
 import { type Message, parseMessage } from "./protocol.ts";
 
-/** The parts of a `Deno.Conn` a {@linkcode FramedConnection} uses. */
-export type ByteStream = Pick<Deno.Conn, "readable" | "write" | "close">;
+/**
+ * The parts of a `Deno.Conn` a {@linkcode FramedConnection} uses. When `read` is there (a
+ * `Deno.Conn`, a `SecureStream`), data is read with it rather than through `readable`, which
+ * is then left alone.
+ */
+export type ByteStream = Pick<Deno.Conn, "readable" | "write" | "close"> & Partial<ByteReader>;
 
 /**
  * Why a connection operation failed:
@@ -34,6 +39,11 @@ function describe(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }
 
+/** `conn` as a {@linkcode ByteReader} when it has `read`. */
+export function byteReaderOf(conn: Partial<ByteReader>): ByteReader | null {
+  return typeof conn.read === "function" ? conn as ByteReader : null;
+}
+
 /**
  * Wraps a connection (a `Deno.Conn` from `dial` or `accept`) to exchange protocol messages.
  *
@@ -57,11 +67,14 @@ export class FramedConnection {
   #closed = false;
   #bytesSent = 0;
 
-  /** Takes ownership of `conn` (locking its readable side); `options` sets the frame limit. */
+  /**
+   * Takes ownership of `conn` (reading it with `read` if it has one, else locking its readable
+   * side); `options` sets the frame limit.
+   */
   constructor(conn: ByteStream, options: FrameOptions = {}) {
     this.#conn = conn;
     this.#maxFrameBytes = options.maxFrameBytes;
-    this.#reader = new FrameReader(conn.readable, options);
+    this.#reader = new FrameReader(byteReaderOf(conn) ?? conn.readable, options);
   }
 
   /** Bytes of frames written so far, 4-byte prefixes included. */

@@ -9,6 +9,7 @@
  */
 
 import { Decoder, Encoder } from "@msgpack/msgpack";
+import { type ByteSourceInput, type ChunkSource, chunkSource } from "./byte_source.ts";
 
 /** Default largest payload (in bytes, excluding the 4-byte prefix) a frame may carry: 8 MiB. */
 export const MAX_FRAME_BYTES: number = 8 * 1024 * 1024;
@@ -123,26 +124,30 @@ export function decodePayload(payload: Uint8Array): unknown {
   }
 }
 
+/** Frames with at least this many bytes still to come are read straight into their own buffer. */
+const DIRECT_READ_BYTES = 64 * 1024;
+
 /**
- * Reads frames from a byte stream, such as `Deno.Conn.readable`.
+ * Reads frames from a byte stream: a `Deno.Conn` or `SecureStream` (anything with `read(p)`,
+ * read without stream machinery in between), or any `ReadableStream<Uint8Array>`.
  *
- * The reader takes a `ReadableStream<Uint8Array>` (not a `Deno.Reader`): it locks the stream
- * and keeps the chunks it has received in a queue, so many small chunks cost no copying and a
- * frame that spans several chunks is assembled with one copy of each byte. A frame that lies
- * inside one chunk is decoded in place, so `Uint8Array` values in a decoded message may be views
- * of a received chunk (never reused by the reader). The length prefix is checked against the
+ * The reader keeps the chunks it has received in a queue, so many small chunks cost no copying
+ * and a frame that spans several chunks is assembled with one copy of each byte; a large frame
+ * from a byte reader is read straight into a buffer of its size. A frame that lies inside one
+ * chunk is decoded in place, so `Uint8Array` values in a decoded message may be views of a
+ * received chunk (never reused by the reader). The length prefix is checked against the
  * maximum before any of the payload is read.
  *
  * @example
  * ```ts
- * const reader = new FrameReader(conn.readable);
+ * const reader = new FrameReader(conn);
  * for (let value = await reader.next(); value !== null; value = await reader.next()) {
  *   console.log(value);
  * }
  * ```
  */
 export class FrameReader {
-  readonly #reader: ReadableStreamDefaultReader<Uint8Array>;
+  readonly #source: ChunkSource;
   readonly #max: number;
   /** Received chunks not yet consumed; `#chunks[#head]` starts at `#offset`. */
   #chunks: Uint8Array[] = [];
@@ -154,10 +159,13 @@ export class FrameReader {
   #framesRead = 0;
   #reading = false;
 
-  /** Locks `source` and reads frames from it; `options.maxFrameBytes` overrides the maximum. */
-  constructor(source: ReadableStream<Uint8Array>, options: FrameOptions = {}) {
+  /**
+   * Reads frames from `source` (locking it if it is a stream); `options.maxFrameBytes`
+   * overrides the maximum.
+   */
+  constructor(source: ByteSourceInput, options: FrameOptions = {}) {
     this.#max = checkMax(options.maxFrameBytes ?? MAX_FRAME_BYTES);
-    this.#reader = source.getReader();
+    this.#source = chunkSource(source);
   }
 
   /** Largest payload this reader accepts, in bytes. */
@@ -206,6 +214,13 @@ export class FrameReader {
       .getUint32(0, false);
     if (length > this.#max) throw oversized(length, this.#max);
     const total = FRAME_PREFIX_BYTES + length;
+    if (total - this.#buffered >= DIRECT_READ_BYTES && this.#source.readInto) {
+      this.#consume(FRAME_PREFIX_BYTES);
+      const payload = await this.#readDirect(length, this.#source.readInto.bind(this.#source));
+      this.#bytesRead += total;
+      this.#framesRead++;
+      return decodePayload(payload);
+    }
     if (!await this.#fill(total)) {
       throw new FrameError(
         "truncated",
@@ -226,23 +241,65 @@ export class FrameReader {
     this.#offset = 0;
     this.#buffered = 0;
     this.#eof = true;
-    await this.#reader.cancel(reason);
+    await this.#source.cancel(reason);
+  }
+
+  /** Moves the buffered bytes into a new payload buffer and reads the rest straight into it. */
+  async #readDirect(
+    length: number,
+    readInto: (p: Uint8Array) => Promise<number | null>,
+  ): Promise<Uint8Array> {
+    const payload = new Uint8Array(length);
+    let filled = this.#buffered;
+    payload.set(this.#copy(filled, true));
+    while (filled < length) {
+      const count = await readInto(payload.subarray(filled));
+      if (count === null) {
+        this.#eof = true;
+        throw new FrameError(
+          "truncated",
+          `Connection closed in the middle of a frame (${FRAME_PREFIX_BYTES + filled} of ${
+            FRAME_PREFIX_BYTES + length
+          } bytes)`,
+        );
+      }
+      filled += count;
+    }
+    return payload;
   }
 
   /** Reads chunks until `n` bytes are buffered; false if the stream ended first. */
   async #fill(n: number): Promise<boolean> {
     while (this.#buffered < n) {
       if (this.#eof) return false;
-      const { done, value } = await this.#reader.read();
-      if (done) {
+      const value = await this.#source.next();
+      if (value === null) {
         this.#eof = true;
         return false;
       }
       if (value.length === 0) continue;
-      this.#chunks.push(value);
+      this.#push(value);
       this.#buffered += value.length;
     }
     return true;
+  }
+
+  /** Queues a chunk, merged with the last one when it continues it in the same buffer. */
+  #push(chunk: Uint8Array): void {
+    const last = this.#chunks.length - 1;
+    const previous = last >= this.#head ? this.#chunks[last]! : undefined;
+    if (
+      previous !== undefined && previous.buffer === chunk.buffer &&
+      previous.byteOffset + previous.length === chunk.byteOffset
+    ) {
+      this.#chunks[last] = new Uint8Array(
+        previous.buffer,
+        previous.byteOffset,
+        previous.length + chunk.length,
+      );
+      return;
+    }
+    this.#chunks.push(chunk);
   }
 
   /** The first `n` buffered bytes (n ≤ buffered) without consuming them. */

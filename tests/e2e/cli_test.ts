@@ -125,7 +125,7 @@ Deno.test({
 Deno.test("ids ps --fetch nope exits non-zero and says which modes exist", async () => {
   const run = await runCli(["ids", "ps", "--fetch", "nope"]);
   assert.notEqual(run.code, 0);
-  assert.match(run.stderr, /Unknown fetch mode nope: use page or bulk/);
+  assert.match(run.stderr, /Unknown fetch mode nope: use page, bulk, fields/);
   assert.equal(run.stdout, "");
 });
 

@@ -93,8 +93,7 @@ function checkModules(label: string, items: ModuleInfo[], truth: GroundTruth): v
 
 for (const kernel of KERNELS) {
   Deno.test({
-    name:
-      `guest with kernel ${kernel}: the IDS's views equal the guest's own, in every fetch mode`,
+    name: `guest with kernel ${kernel}: the IDS's views equal the guest's own, in every fetch mode`,
     ignore: SKIP,
     fn: async (t) => {
       if (!QEMU) {

@@ -239,3 +239,58 @@ Deno.test("FrameReader refuses a second read while one is pending", async () => 
   });
   assert.equal(await first, 1);
 });
+
+/** A `Deno.Conn`-like reader over `bytes`, returning at most `step` bytes per read. */
+function byteReader(
+  bytes: Uint8Array,
+  step: number,
+): { read(p: Uint8Array): Promise<number | null>; reads: () => number } {
+  let offset = 0;
+  let reads = 0;
+  return {
+    read(p: Uint8Array) {
+      reads++;
+      if (offset === bytes.length) return Promise.resolve(null);
+      const count = Math.min(p.length, step, bytes.length - offset);
+      p.set(bytes.subarray(offset, offset + count));
+      offset += count;
+      return Promise.resolve(count);
+    },
+    reads: () => reads,
+  };
+}
+
+Deno.test("FrameReader reads frames from a byte reader (a Deno.Conn or SecureStream)", async (t) => {
+  const values = ["small", { n: 1n << 60n }, new Uint8Array(200_000).fill(9), [1, 2, 3], null];
+  const bytes = concat(values.map((value) => encodeFrame(value)));
+  for (const step of [1, 7, 4096, 70_000, 1 << 20]) {
+    await t.step(`${step} bytes per read`, async () => {
+      const reader = new FrameReader(byteReader(bytes, step));
+      for (const value of values) assert.deepEqual(await reader.next(), value);
+      assert.equal(await reader.next(), null);
+      assert.equal(reader.bytesRead, bytes.length);
+    });
+  }
+});
+
+Deno.test("FrameReader keeps decoded views valid while it reads more from a byte reader", async () => {
+  const frames = Array.from({ length: 500 }, (_, i) => encodeFrame(new Uint8Array(100).fill(i)));
+  const reader = new FrameReader(byteReader(concat(frames), 3000));
+  const kept: Uint8Array[] = [];
+  for (let i = 0; i < frames.length; i++) kept.push((await reader.next()) as Uint8Array);
+  kept.forEach((view, i) => assert.deepEqual(view, new Uint8Array(100).fill(i)));
+});
+
+Deno.test("FrameReader rejects a large frame cut off in a byte reader", async () => {
+  const frame = encodeFrame(new Uint8Array(300_000));
+  const reader = new FrameReader(byteReader(frame.subarray(0, 200_000), 50_000));
+  await assert.rejects(reader.next(), (error: unknown) => {
+    assert.ok(error instanceof FrameError);
+    assert.equal(error.code, "truncated");
+    assert.equal(
+      error.message,
+      `Connection closed in the middle of a frame (200000 of ${frame.length} bytes)`,
+    );
+    return true;
+  });
+});

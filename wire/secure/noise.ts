@@ -3,7 +3,8 @@
  *
  * The state objects follow the specification's section 5 name for name: {@linkcode CipherState}
  * (k, n), {@linkcode SymmetricState} (ck, h) and {@linkcode HandshakeState} (s, e, rs, re). The
- * primitives are Deno's WebCrypto: X25519, AES-256-GCM, SHA-256 and HMAC-SHA-256.
+ * primitives are Deno's WebCrypto (X25519, SHA-256, HMAC-SHA-256) and the runtime's native
+ * AES-256-GCM (`_aes_gcm.ts`: synchronous for small payloads, WebCrypto for large ones).
  *
  * Pattern IK (section 7.5): the initiator (the IDS) knows the responder's (the agent's) static
  * key in advance; the responder learns the initiator's static key from message 1:
@@ -19,7 +20,7 @@
  * Why AESGCM rather than ChaChaPoly: measured on this project's machines (x86-64 with AES-NI,
  * 1 MiB in 65519-byte messages), AES-256-GCM through WebCrypto runs natively at ~280-350 MiB/s
  * while ChaCha20-Poly1305 from `@noble/ciphers` (pure JavaScript) runs at ~110-210 MiB/s, and
- * AESGCM needs no npm dependency.
+ * AESGCM needs no npm dependency (both the synchronous and the WebCrypto AES-GCM are built in).
  *
  * @example
  * ```ts
@@ -38,6 +39,7 @@
  * @module
  */
 
+import { importKey, openAsync, openSync, sealAsync, sealSync, SYNC_MAX_BYTES } from "./_aes_gcm.ts";
 import {
   buffer,
   concat,
@@ -116,14 +118,16 @@ function aesGcmNonce(n: bigint): Uint8Array<ArrayBuffer> {
   return iv;
 }
 
-async function importCipherKey(k: Uint8Array): Promise<CryptoKey> {
+function checkCipherKey(k: Uint8Array): void {
   if (k.length !== 32) {
     throw new NoiseError("bad_key", `Cipher key must be 32 bytes, got ${k.length}`);
   }
-  return await crypto.subtle.importKey("raw", buffer(k), { name: "AES-GCM" }, false, [
-    "encrypt",
-    "decrypt",
-  ]);
+}
+
+function decryptFailed(nonce: bigint, cause: unknown): NoiseError {
+  return new NoiseError("decrypt_failed", `Ciphertext with nonce ${nonce} failed authentication`, {
+    cause,
+  });
 }
 
 async function sha256(data: Uint8Array): Promise<Uint8Array<ArrayBuffer>> {
@@ -170,19 +174,29 @@ async function dh(keyPair: KeyPair, publicKey: Uint8Array): Promise<Uint8Array> 
 /**
  * A cipher key `k` (or none) and a 64-bit nonce `n`, for one direction of traffic.
  *
+ * Payloads up to {@linkcode SYNC_MAX_BYTES} are encrypted and decrypted synchronously (the
+ * `...Sync` methods do that for any size); larger ones on WebCrypto's threads. Both produce
+ * the same bytes.
+ *
  * Encryption reserves its nonce synchronously, so concurrent `encryptWithAd()` calls get
  * distinct nonces in call order. Decryption must be sequential (one call at a time): a failed
  * decryption leaves `n` unchanged, as the specification requires.
  */
 export class CipherState {
-  #key: CryptoKey | null = null;
+  #key: Uint8Array | null = null;
+  #webKey: Promise<CryptoKey> | null = null;
   #nonce = 0n;
   #decrypting = false;
 
   /** InitializeKey(key): sets k (null for empty) and n = 0. */
-  async initializeKey(key: Uint8Array | null): Promise<void> {
-    this.#key = key === null ? null : await importCipherKey(key);
+  initializeKey(key: Uint8Array | null): Promise<void> {
+    try {
+      this.#setKey(key);
+    } catch (error) {
+      return Promise.reject(error);
+    }
     this.#nonce = 0n;
+    return Promise.resolve();
   }
 
   /** HasKey(): whether k is non-empty. */
@@ -208,18 +222,23 @@ export class CipherState {
    * @throws {NoiseError} `nonce_exhausted` when n is 2^64-1.
    */
   async encryptWithAd(ad: Uint8Array, plaintext: Uint8Array): Promise<Uint8Array<ArrayBuffer>> {
-    if (this.#key === null) return new Uint8Array(plaintext);
-    if (this.#nonce === MAX_NONCE) {
-      throw new NoiseError("nonce_exhausted", "Cannot encrypt: the nonce is exhausted (2^64-1)");
+    if (this.#key === null || plaintext.length <= SYNC_MAX_BYTES) {
+      return this.encryptWithAdSync(ad, plaintext);
     }
-    const n = this.#nonce++;
-    return new Uint8Array(
-      await crypto.subtle.encrypt(
-        { name: "AES-GCM", iv: aesGcmNonce(n), additionalData: buffer(ad), tagLength: 128 },
-        this.#key,
-        buffer(plaintext),
-      ),
-    );
+    const n = this.#reserveNonce();
+    return await sealAsync(await this.#cryptoKey(), aesGcmNonce(n), ad, plaintext);
+  }
+
+  /**
+   * EncryptWithAd(ad, plaintext) computed synchronously, whatever the size: for small
+   * payloads, where a trip to WebCrypto's threads costs more than the encryption.
+   *
+   * @throws {NoiseError} `nonce_exhausted` when n is 2^64-1.
+   */
+  encryptWithAdSync(ad: Uint8Array, plaintext: Uint8Array): Uint8Array<ArrayBuffer> {
+    if (this.#key === null) return new Uint8Array(plaintext);
+    const n = this.#reserveNonce();
+    return sealSync(this.#key, aesGcmNonce(n), ad, plaintext);
   }
 
   /**
@@ -249,18 +268,14 @@ export class CipherState {
           `Ciphertext of ${ciphertext.length} bytes is shorter than the ${TAGLEN}-byte tag`,
         );
       }
-      const plaintext = await crypto.subtle.decrypt(
-        { name: "AES-GCM", iv: aesGcmNonce(n), additionalData: buffer(ad), tagLength: 128 },
-        this.#key,
-        buffer(ciphertext),
-      );
+      const plaintext = ciphertext.length - TAGLEN <= SYNC_MAX_BYTES
+        ? openSync(this.#key, aesGcmNonce(n), ad, ciphertext)
+        : await openAsync(await this.#cryptoKey(), aesGcmNonce(n), ad, ciphertext);
       this.#nonce = n + 1n;
-      return new Uint8Array(plaintext);
+      return plaintext;
     } catch (error) {
       if (error instanceof NoiseError) throw error;
-      throw new NoiseError("decrypt_failed", `Ciphertext with nonce ${n} failed authentication`, {
-        cause: error,
-      });
+      throw decryptFailed(n, error);
     } finally {
       this.#decrypting = false;
     }
@@ -280,24 +295,29 @@ export class CipherState {
     ciphertext: Uint8Array,
     nonce: bigint,
   ): Promise<Uint8Array<ArrayBuffer>> {
-    if (this.#key === null) throw new NoiseError("bad_state", "Cannot decrypt without a key");
-    if (nonce < 0n || nonce >= MAX_NONCE) {
-      throw new NoiseError("nonce_exhausted", `Cannot decrypt with nonce ${nonce}`);
+    if (ciphertext.length - TAGLEN <= SYNC_MAX_BYTES) {
+      return this.decryptAtSync(ad, ciphertext, nonce);
     }
+    this.#checkDecryptNonce(nonce);
     try {
-      return new Uint8Array(
-        await crypto.subtle.decrypt(
-          { name: "AES-GCM", iv: aesGcmNonce(nonce), additionalData: buffer(ad), tagLength: 128 },
-          this.#key,
-          buffer(ciphertext),
-        ),
-      );
+      return await openAsync(await this.#cryptoKey(), aesGcmNonce(nonce), ad, ciphertext);
     } catch (error) {
-      throw new NoiseError(
-        "decrypt_failed",
-        `Ciphertext with nonce ${nonce} failed authentication`,
-        { cause: error },
-      );
+      throw decryptFailed(nonce, error);
+    }
+  }
+
+  /**
+   * {@linkcode decryptAt} computed synchronously, whatever the size.
+   *
+   * @throws {NoiseError} `decrypt_failed`, `nonce_exhausted` for 2^64-1, `bad_state` without a
+   * key.
+   */
+  decryptAtSync(ad: Uint8Array, ciphertext: Uint8Array, nonce: bigint): Uint8Array<ArrayBuffer> {
+    const key = this.#checkDecryptNonce(nonce);
+    try {
+      return openSync(key, aesGcmNonce(nonce), ad, ciphertext);
+    } catch (error) {
+      throw decryptFailed(nonce, error);
     }
   }
 
@@ -305,18 +325,41 @@ export class CipherState {
    * Rekey(): k = REKEY(k), the first 32 bytes of ENCRYPT(k, 2^64-1, empty, 32 zero bytes)
    * (section 4.2); n is unchanged.
    */
-  async rekey(): Promise<void> {
+  rekey(): Promise<void> {
     if (this.#key === null) {
-      throw new NoiseError("bad_state", "Cannot rekey a cipher without a key");
+      return Promise.reject(new NoiseError("bad_state", "Cannot rekey a cipher without a key"));
     }
-    const out = new Uint8Array(
-      await crypto.subtle.encrypt(
-        { name: "AES-GCM", iv: aesGcmNonce(MAX_NONCE), additionalData: EMPTY, tagLength: 128 },
-        this.#key,
-        new Uint8Array(32),
-      ),
-    );
-    this.#key = await importCipherKey(out.subarray(0, 32));
+    const out = sealSync(this.#key, aesGcmNonce(MAX_NONCE), EMPTY, new Uint8Array(32));
+    this.#setKey(out.subarray(0, 32));
+    return Promise.resolve();
+  }
+
+  #setKey(key: Uint8Array | null): void {
+    if (key !== null) checkCipherKey(key);
+    this.#key = key === null ? null : key.slice();
+    this.#webKey = null;
+  }
+
+  /** The key imported into WebCrypto, once, on first use. */
+  #cryptoKey(): Promise<CryptoKey> {
+    this.#webKey ??= importKey(this.#key!);
+    return this.#webKey;
+  }
+
+  /** Takes n for an encryption. */
+  #reserveNonce(): bigint {
+    if (this.#nonce === MAX_NONCE) {
+      throw new NoiseError("nonce_exhausted", "Cannot encrypt: the nonce is exhausted (2^64-1)");
+    }
+    return this.#nonce++;
+  }
+
+  #checkDecryptNonce(nonce: bigint): Uint8Array {
+    if (this.#key === null) throw new NoiseError("bad_state", "Cannot decrypt without a key");
+    if (nonce < 0n || nonce >= MAX_NONCE) {
+      throw new NoiseError("nonce_exhausted", `Cannot decrypt with nonce ${nonce}`);
+    }
+    return this.#key;
   }
 }
 

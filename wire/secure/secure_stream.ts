@@ -36,7 +36,8 @@
  * @module
  */
 
-import type { ByteStream } from "../connection.ts";
+import { byteReaderOf, type ByteStream } from "../connection.ts";
+import { SYNC_MAX_BYTES } from "./_aes_gcm.ts";
 import { toBase64 } from "./_crypto.ts";
 import { MessageReader, type NextMessage, PREFIX_BYTES, prefixed } from "./_messages.ts";
 import {
@@ -128,31 +129,41 @@ async function writeAll(conn: ByteStream, bytes: Uint8Array): Promise<void> {
 
 /**
  * A byte stream whose data travels as Noise transport messages. Implements the `ByteStream`
- * interface (`readable`, `write`, `close`) that `FramedConnection` takes.
+ * interface (`read`, `readable`, `write`, `close`) that `FramedConnection` takes.
+ *
+ * Read it either with {@linkcode read} (as `FramedConnection` does: no stream machinery in
+ * between) or through {@linkcode readable}, not both. Messages are decrypted as they are read:
+ * small ones synchronously; large ones on WebCrypto's threads, several at a time when they
+ * have already arrived (at most 16 read ahead, about 1 MiB).
  *
  * Made by {@linkcode initiateSecure} or {@linkcode acceptSecure}; the constructor is for
  * callers that ran the handshake themselves.
  */
 export class SecureStream implements ByteStream {
-  /** The decrypted data from the peer. Errors with a {@linkcode SecureChannelError}. */
-  readonly readable: ReadableStream<Uint8Array<ArrayBuffer>>;
   readonly #conn: ByteStream;
   readonly #reader: MessageReader;
   readonly #send: CipherState;
   readonly #receive: CipherState;
   readonly #remoteStatic: Uint8Array;
   readonly #handshakeHash: Uint8Array;
-  #controller!: ReadableStreamDefaultController<Uint8Array<ArrayBuffer>>;
+  #readable: ReadableStream<Uint8Array<ArrayBuffer>> | null = null;
   #writing: Promise<unknown> = Promise.resolve();
-  #pulling: Promise<void> = Promise.resolve();
-  #pumpDone: Promise<void> | null = null;
-  readonly #queue: Promise<Received>[] = [];
-  #queued: PromiseWithResolvers<void> | null = null;
-  #space: PromiseWithResolvers<void> | null = null;
+  /** Messages read ahead and being decrypted, in order. */
+  readonly #ahead: (Received | Promise<Received>)[] = [];
+  /** Decrypted data that a `read(p)` with a short `p` left over. */
+  #leftover: Uint8Array<ArrayBuffer> | null = null;
+  /** The socket read under way, if any (close() does not wait for it to end reads). */
+  #socketRead: Promise<unknown> | null = null;
+  /** Resolved by close() and on failure, to end the read waiting for the socket (one per read). */
+  #wake: PromiseWithResolvers<null> | null = null;
   readonly #receiveBase: bigint;
   #error: SecureChannelError | null = null;
   #closed = false;
   #connClosed = false;
+  #peerClosed = false;
+  #receiving = false;
+  /** Transport messages taken from the connection so far. */
+  #taken = 0;
   #received = 0;
   #sent = 0;
   readonly #connClosedSignal: PromiseWithResolvers<void> = Promise.withResolvers();
@@ -160,27 +171,39 @@ export class SecureStream implements ByteStream {
   /**
    * Wraps `conn` after a completed handshake.
    *
-   * @param reader the reader the handshake used on `conn.readable` (it may hold bytes already
+   * @param reader the reader the handshake used on `conn` (it may hold bytes already
    * received); a new one is made when omitted.
    */
   constructor(conn: ByteStream, transport: TransportState, reader?: MessageReader) {
     this.#conn = conn;
-    this.#reader = reader ?? new MessageReader(conn.readable);
+    this.#reader = reader ?? new MessageReader(byteReaderOf(conn) ?? conn.readable);
     this.#send = transport.send;
     this.#receive = transport.receive;
     this.#receiveBase = transport.receive.nonce;
     this.#remoteStatic = transport.remoteStatic.slice();
     this.#handshakeHash = transport.handshakeHash.slice();
-    this.readable = new ReadableStream<Uint8Array<ArrayBuffer>>({
-      start: (controller) => {
-        this.#controller = controller;
-      },
-      pull: () => {
-        this.#pulling = this.#pull();
-        return this.#pulling;
+  }
+
+  /**
+   * The decrypted data from the peer, as a stream (made on first use). Errors with a
+   * {@linkcode SecureChannelError}; ends at the peer's close notice or after `close()`.
+   */
+  get readable(): ReadableStream<Uint8Array<ArrayBuffer>> {
+    this.#readable ??= new ReadableStream<Uint8Array<ArrayBuffer>>({
+      pull: async (controller) => {
+        let data: Uint8Array<ArrayBuffer> | null;
+        try {
+          data = await this.#nextData();
+        } catch (error) {
+          controller.error(error);
+          return;
+        }
+        if (data === null) controller.close();
+        else controller.enqueue(data);
       },
       cancel: () => this.close(),
     }, { highWaterMark: 0 });
+    return this.#readable;
   }
 
   /** The peer's static public key (X25519), authenticated by the handshake. */
@@ -206,6 +229,31 @@ export class SecureStream implements ByteStream {
   /** Resolves once the underlying connection is closed and no read on it is pending. */
   get closed(): Promise<void> {
     return this.#connClosedSignal.promise;
+  }
+
+  /**
+   * Reads decrypted data into `p`, like `Deno.Conn.read`.
+   *
+   * @returns the bytes read, or `null` once the peer's close notice arrived or after
+   * {@linkcode close}.
+   * @throws {SecureChannelError} the error that ended the stream (`authentication_failed`,
+   * `truncated`, `io`).
+   */
+  async read(p: Uint8Array): Promise<number | null> {
+    if (p.length === 0) return 0;
+    let data = this.#leftover;
+    this.#leftover = null;
+    if (data === null) {
+      data = await this.#nextData();
+      if (data === null) return null;
+    }
+    if (data.length <= p.length) {
+      p.set(data);
+      return data.length;
+    }
+    p.set(data.subarray(0, p.length));
+    this.#leftover = data.subarray(p.length);
+    return p.length;
   }
 
   /**
@@ -238,11 +286,7 @@ export class SecureStream implements ByteStream {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
-    try {
-      this.#controller.close();
-    } catch {
-      // Already closed or errored.
-    }
+    this.#wake?.resolve(null);
     if (this.#error || this.#connClosed) {
       this.#closeConn();
       return;
@@ -264,20 +308,20 @@ export class SecureStream implements ByteStream {
       throw new SecureChannelError("closed", "Cannot write to a closed secure channel");
     }
     const count = Math.ceil(data.length / MAX_CHUNK_BYTES);
-    // Nonces are reserved in call order, so the chunks can be encrypted concurrently.
-    const sealed = await Promise.all(
-      Array.from(
-        { length: count },
-        (_, i) =>
-          this.#send.encryptWithAd(
-            EMPTY,
-            data.subarray(i * MAX_CHUNK_BYTES, (i + 1) * MAX_CHUNK_BYTES),
-          ),
-      ),
-    );
+    // Nonces are reserved in call order, so large chunks can be encrypted concurrently.
+    const sealed: (Uint8Array | Promise<Uint8Array>)[] = [];
+    for (let i = 0; i < count; i++) {
+      const chunk = data.subarray(i * MAX_CHUNK_BYTES, (i + 1) * MAX_CHUNK_BYTES);
+      sealed.push(
+        chunk.length <= SYNC_MAX_BYTES
+          ? this.#send.encryptWithAdSync(EMPTY, chunk)
+          : this.#send.encryptWithAd(EMPTY, chunk),
+      );
+    }
     const out = new Uint8Array(data.length + count * (PREFIX_BYTES + TAGLEN));
     let offset = 0;
-    for (const message of sealed) {
+    for (const item of sealed) {
+      const message = item instanceof Uint8Array ? item : await item;
       out[offset] = message.length >> 8;
       out[offset + 1] = message.length & 0xff;
       out.set(message, offset + PREFIX_BYTES);
@@ -290,7 +334,7 @@ export class SecureStream implements ByteStream {
 
   async #sendCloseNotice(): Promise<void> {
     if (this.#error || this.#connClosed) return;
-    await this.#writeRaw(prefixed(await this.#send.encryptWithAd(EMPTY, EMPTY)));
+    await this.#writeRaw(prefixed(this.#send.encryptWithAdSync(EMPTY, EMPTY)));
     this.#sent++;
   }
 
@@ -313,118 +357,135 @@ export class SecureStream implements ByteStream {
     }
   }
 
-  async #pull(): Promise<void> {
-    if (this.#pumpDone === null) this.#pumpDone = this.#pump();
-    while (this.#queue.length === 0) {
-      if (this.#closed || this.#connClosed) return;
-      const signal = Promise.withResolvers<void>();
-      this.#queued = signal;
-      await signal.promise;
+  /**
+   * The next authenticated data, or `null` at the peer's close notice or after close().
+   *
+   * @throws {SecureChannelError} the error that ended the stream.
+   * @throws {Error} if called again before the previous call settled.
+   */
+  async #nextData(): Promise<Uint8Array<ArrayBuffer> | null> {
+    if (this.#receiving) throw new Error("Cannot read a secure channel while a read is pending");
+    this.#receiving = true;
+    try {
+      const item = await this.#nextItem();
+      if (this.#error) throw this.#error;
+      if (item === null || this.#closed || this.#connClosed) return null;
+      if (item.kind === "error") {
+        this.#fail(item.error);
+        throw item.error;
+      }
+      this.#received++;
+      if (item.data.length === 0) {
+        // The peer's close notice: an orderly end of its data.
+        this.#peerClosed = true;
+        return null;
+      }
+      return item.data;
+    } finally {
+      this.#receiving = false;
     }
-    const item = await this.#queue.shift()!;
-    this.#space?.resolve();
-    if (this.#closed || this.#connClosed) return;
-    if (item.kind === "error") {
-      this.#fail(item.error);
-      return;
+  }
+
+  /** The next message read ahead, else the next one from the connection; null once stopped. */
+  async #nextItem(): Promise<Received | null> {
+    if (this.#error) throw this.#error;
+    if (this.#closed || this.#connClosed || this.#peerClosed) return null;
+    const ahead = this.#ahead.shift();
+    if (ahead !== undefined) return await ahead;
+    let next: NextMessage | null;
+    try {
+      const reading = this.#reader.next();
+      this.#socketRead = reading;
+      this.#wake = Promise.withResolvers();
+      next = await Promise.race([reading, this.#wake.promise]);
+    } catch (error) {
+      if (this.#closed || this.#connClosed) return null;
+      return {
+        kind: "error",
+        error: new SecureChannelError("io", `Secure channel: cannot receive: ${describe(error)}`, {
+          cause: error,
+        }),
+      };
     }
-    this.#received++;
-    if (item.data.length === 0) {
-      // The peer's close notice: an orderly end of its data.
-      this.#controller.close();
-      return;
+    if (next === null || this.#closed || this.#connClosed) return null;
+    this.#socketRead = null;
+    this.#wake = null;
+    if (next.kind === "end") {
+      return {
+        kind: "error",
+        error: new SecureChannelError(
+          "truncated",
+          `Secure channel: the connection closed without a close notice after message ${this.#taken} (data may have been cut off)`,
+        ),
+      };
     }
-    this.#controller.enqueue(item.data);
+    const number = ++this.#taken;
+    if (next.kind === "truncated") {
+      return {
+        kind: "error",
+        error: new SecureChannelError(
+          "truncated",
+          `Secure channel: message ${number} is truncated (the connection closed after ${next.received} of ${next.expected} bytes)`,
+        ),
+      };
+    }
+    const first = this.#open(next.body, number);
+    if (first instanceof Promise) this.#readAhead(next.body);
+    return await first;
   }
 
   /**
-   * Reads messages ahead and starts their decryption, at most RECEIVE_WINDOW at a time, so the
-   * socket is read while earlier messages are being decrypted (WebCrypto decrypts off the main
-   * thread). Results are consumed in order by #pull; the first failure ends the stream.
+   * Starts decrypting the messages that have already arrived after `body` (a large message
+   * decrypting on WebCrypto's threads), so that they decrypt in parallel with it.
    */
-  async #pump(): Promise<void> {
-    let number = 0;
-    const push = (item: Promise<Received>) => {
-      this.#queue.push(item);
-      this.#queued?.resolve();
-    };
-    const fail = (error: SecureChannelError) => push(Promise.resolve({ kind: "error", error }));
-    for (;;) {
-      while (this.#queue.length >= RECEIVE_WINDOW && !this.#closed && !this.#connClosed) {
-        this.#space = Promise.withResolvers<void>();
-        await this.#space.promise;
-      }
-      if (this.#closed || this.#connClosed) return;
-      let next: NextMessage;
-      try {
-        next = await this.#reader.next();
-      } catch (error) {
-        fail(
-          new SecureChannelError("io", `Secure channel: cannot receive: ${describe(error)}`, {
-            cause: error,
-          }),
-        );
-        return;
-      }
-      if (this.#closed || this.#connClosed) return;
-      if (next.kind === "end") {
-        fail(
-          new SecureChannelError(
-            "truncated",
-            `Secure channel: the connection closed without a close notice after message ${number} (data may have been cut off)`,
-          ),
-        );
-        return;
-      }
-      number++;
-      if (next.kind === "truncated") {
-        fail(
-          new SecureChannelError(
-            "truncated",
-            `Secure channel: message ${number} is truncated (the connection closed after ${next.received} of ${next.expected} bytes)`,
-          ),
-        );
-        return;
-      }
-      const current = number;
-      push(
-        this.#receive.decryptAt(EMPTY, next.body, this.#receiveBase + BigInt(current - 1)).then(
-          (data): Received => ({ kind: "data", data }),
-          (error): Received => ({
-            kind: "error",
-            error: new SecureChannelError(
-              "authentication_failed",
-              `Secure channel: message ${current} failed authentication`,
-              { cause: error },
-            ),
-          }),
-        ),
+  #readAhead(body: Uint8Array): void {
+    let last = body;
+    while (this.#ahead.length < RECEIVE_WINDOW - 1 && last.length !== TAGLEN) {
+      const next = this.#reader.buffered();
+      if (next === null) return;
+      this.#ahead.push(this.#open(next, ++this.#taken));
+      last = next;
+    }
+  }
+
+  /** Decrypts transport message `number`: at once if small, else on WebCrypto's threads. */
+  #open(body: Uint8Array, number: number): Received | Promise<Received> {
+    const nonce = this.#receiveBase + BigInt(number - 1);
+    const failed = (error: unknown): Received => ({
+      kind: "error",
+      error: new SecureChannelError(
+        "authentication_failed",
+        `Secure channel: message ${number} failed authentication`,
+        { cause: error },
+      ),
+    });
+    if (body.length - TAGLEN > SYNC_MAX_BYTES) {
+      return this.#receive.decryptAt(EMPTY, body, nonce).then(
+        (data): Received => ({ kind: "data", data }),
+        failed,
       );
-      // A bare tag is the close notice (if it authenticates): nothing follows it.
-      if (next.body.length === TAGLEN) return;
+    }
+    try {
+      return { kind: "data", data: this.#receive.decryptAtSync(EMPTY, body, nonce) };
+    } catch (error) {
+      return failed(error);
     }
   }
 
   #fail(error: SecureChannelError): void {
     if (this.#error) return;
     this.#error = error;
-    try {
-      this.#controller.error(error);
-    } catch {
-      // Already closed.
-    }
+    this.#wake?.resolve(null);
     this.#closeConn();
   }
 
   #closeConn(): void {
     if (this.#connClosed) return;
     this.#connClosed = true;
+    this.#wake?.resolve(null);
     closeQuietly(this.#conn);
-    // Wake a pull waiting for data and a pump waiting for room: both see the close and return.
-    this.#queued?.resolve();
-    this.#space?.resolve();
     const resolve = () => this.#connClosedSignal.resolve();
-    Promise.allSettled([this.#pulling, this.#pumpDone]).then(resolve, resolve);
+    Promise.allSettled([this.#socketRead, ...this.#ahead]).then(resolve, resolve);
   }
 }
 
@@ -543,7 +604,7 @@ export async function initiateSecure(
   options: InitiateOptions,
 ): Promise<SecureStream> {
   return await withDeadline(conn, options.timeoutMs ?? HANDSHAKE_TIMEOUT_MS, async () => {
-    const reader = new MessageReader(conn.readable);
+    const reader = new MessageReader(byteReaderOf(conn) ?? conn.readable);
     const handshake = await HandshakeState.initialize({
       role: "initiator",
       prologue: options.prologue ?? DEFAULT_PROLOGUE,
@@ -579,7 +640,7 @@ export async function acceptSecure(
   options: AcceptOptions,
 ): Promise<SecureStream> {
   return await withDeadline(conn, options.timeoutMs ?? HANDSHAKE_TIMEOUT_MS, async () => {
-    const reader = new MessageReader(conn.readable);
+    const reader = new MessageReader(byteReaderOf(conn) ?? conn.readable);
     const handshake = await HandshakeState.initialize({
       role: "responder",
       prologue: options.prologue ?? DEFAULT_PROLOGUE,
