@@ -99,26 +99,54 @@ Deno.test({
 });
 
 Deno.test({
-  name: "ids bench --json reports both modes' figures and the page/bulk ratio (root)",
+  name:
+    "ids bench --json reports every mode, the ping, the ratios and a larger scale, and plots (root)",
   ignore: !IS_ROOT,
   fn: async () => {
-    const run = await runCli(["ids", "bench", "--procs", "20", "--repeat", "2", "--json"]);
-    assert.equal(run.code, 0, run.stderr);
-    const result = parseJson(run.stdout, "bench --json") as Record<string, unknown>;
-    assert.equal(result.procs, 20);
-    const modes = result.modes as Record<string, Record<string, unknown>>;
-    assert.deepEqual(Object.keys(modes).sort(), ["bulk", "page"]);
-    for (const mode of ["page", "bulk"]) {
-      const figures = modes[mode]!;
-      for (const key of MODE_KEYS) {
-        assert.equal(typeof figures[key], "number", `modes.${mode}.${key}`);
-        assert.ok((figures[key] as number) >= 0, `modes.${mode}.${key}`);
+    const plot = await Deno.makeTempFile({ suffix: ".svg" });
+    try {
+      const run = await runCli([
+        "ids",
+        "bench",
+        "--procs",
+        "20",
+        "--repeat",
+        "2",
+        "--scales",
+        "40",
+        "--plot",
+        plot,
+        "--json",
+      ]);
+      assert.equal(run.code, 0, run.stderr);
+      const result = parseJson(run.stdout, "bench --json") as Record<string, unknown>;
+      assert.equal(result.procs, 20);
+      const modes = result.modes as Record<string, Record<string, unknown>>;
+      assert.deepEqual(Object.keys(modes).sort(), ["bulk", "fields", "page"]);
+      for (const mode of ["page", "bulk", "fields"]) {
+        const figures = modes[mode]!;
+        for (const key of MODE_KEYS) {
+          assert.equal(typeof figures[key], "number", `modes.${mode}.${key}`);
+          assert.ok((figures[key] as number) >= 0, `modes.${mode}.${key}`);
+        }
       }
+      assert.equal(modes.bulk!.round_trips, 1);
+      assert.equal(modes.fields!.round_trips, 1);
+      assert.ok((modes.page!.round_trips as number) > 20, "page mode: at least a page per process");
+      assert.ok((result.ping_ms as number) > 0);
+      for (
+        const key of ["ratio_page_over_bulk", "ratio_page_over_fields", "ratio_fields_over_ping"]
+      ) {
+        const ratio = result[key];
+        assert.ok(ratio === null || (typeof ratio === "number" && ratio > 0), `${key} ${ratio}`);
+      }
+      const scales = result.scales as { count: number; modes: Record<string, unknown> }[];
+      assert.equal(scales.length, 1);
+      assert.equal(scales[0]!.count, 40);
+      assert.match(await Deno.readTextFile(plot), /^<svg [^>]*>[\s\S]*<\/svg>\n$/);
+    } finally {
+      await Deno.remove(plot);
     }
-    assert.equal(modes.bulk!.round_trips, 1);
-    assert.ok((modes.page!.round_trips as number) > 20, "page mode: at least a page per process");
-    const ratio = result.ratio_page_over_bulk;
-    assert.ok(ratio === null || (typeof ratio === "number" && ratio > 0), `ratio ${ratio}`);
   },
 });
 
