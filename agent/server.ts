@@ -54,6 +54,8 @@ export interface ServerLimits {
   handshakes: number;
   /** Requests per second one connection may make (a faster peer is slowed down). */
   requestsPerSecond: number;
+  /** How long a connection may stay silent after its handshake before it is closed, ms. */
+  firstMessageMs: number;
 }
 
 /** Default bounds. */
@@ -62,6 +64,7 @@ export const DEFAULT_SERVER_LIMITS: ServerLimits = {
   chunkBytes: DEFAULT_RUN_LIMITS.chunkBytes,
   connections: 8,
   handshakes: 16,
+  firstMessageMs: 10_000,
   requestsPerSecond: 20_000,
 };
 
@@ -73,6 +76,19 @@ export interface AgentSecurity {
   trusted: PublicIdentity[];
   /** Plaintext and unauthenticated channel (test set-ups only). */
   insecure: boolean;
+}
+
+/** The value of `promise`, or undefined when `ms` pass first. */
+async function withDeadline<T>(promise: Promise<T>, ms: number): Promise<T | undefined> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<undefined>((resolve) => {
+    timer = setTimeout(() => resolve(undefined), ms);
+  });
+  try {
+    return await Promise.race([promise, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 /** An error answered to the IDS with a code it can act on. */
@@ -113,12 +129,23 @@ class Session {
   }
 
   /** Serves requests until the peer leaves or breaks the protocol. */
-  async serve(log: (line: string) => void): Promise<void> {
+  /**
+   * Serves requests until the peer leaves or breaks the protocol. The first
+   * message must come within the limits' `firstMessageMs`, and `admit()` decides then
+   * whether the connection may become a session (false: it is closed).
+   */
+  async serve(
+    log: (line: string) => void,
+    admit: () => boolean = () => true,
+  ): Promise<void> {
+    const firstMessageMs = this.#limits.firstMessageMs;
     try {
-      for (;;) {
+      for (let first = true;; first = false) {
         let message;
         try {
-          message = await this.#conn.receive();
+          message = first
+            ? await withDeadline(this.#conn.receive(), firstMessageMs)
+            : await this.#conn.receive();
         } catch (error) {
           if (error instanceof FrameError || error instanceof ProtocolError) {
             log(`closing connection: ${error.message}`);
@@ -126,7 +153,12 @@ class Session {
           }
           return;
         }
+        if (message === undefined) {
+          log(`closing connection: no request within ${firstMessageMs} ms of the handshake`);
+          return;
+        }
         if (message === null) return;
+        if (first && !admit()) return;
         if (message.type !== "request") {
           const text = `Expected a request, got a ${message.type} message`;
           await this.#conn.send(errorMessage(0, "malformed", text)).catch(() => {});
@@ -378,12 +410,21 @@ export class AgentServer {
       this.#security.trusted,
       this.#security.identity,
     );
-    // From here the connection counts as a session, no longer as pending (not both).
-    this.#pending.delete(conn);
-    this.#sessions.add(session);
-    this.#log(`connection from ${peer}`);
+    // A connection stays pending until its first authenticated message: a replayed handshake
+    // message 1 completes a handshake but never sends one, so it holds no session slot.
+    const admit = () => {
+      if (!this.#pending.has(conn)) return false; // dropped as the oldest pending one
+      if (this.#sessions.size >= this.#limits.connections) {
+        this.#log(`refused ${peer}: already ${this.#limits.connections} connections`);
+        return false;
+      }
+      this.#pending.delete(conn);
+      this.#sessions.add(session);
+      this.#log(`connection from ${peer}`);
+      return true;
+    };
     try {
-      await session.serve(this.#log);
+      await session.serve(this.#log, admit);
     } catch (error) {
       this.#log(`connection from ${peer} failed: ${(error as Error).message}`);
     } finally {

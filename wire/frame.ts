@@ -8,6 +8,7 @@
  * @module
  */
 
+import { checkMsgpackShape } from "./msgpack_guard.ts";
 import { Decoder, Encoder } from "@msgpack/msgpack";
 import { type ByteSourceInput, type ChunkSource, chunkSource } from "./byte_source.ts";
 
@@ -117,6 +118,8 @@ export function encodeFrame(message: unknown, options: FrameOptions = {}): Uint8
  */
 export function decodePayload(payload: Uint8Array): unknown {
   try {
+    // Before the decoder allocates what a header claims: see msgpack_guard.ts.
+    checkMsgpackShape(payload);
     return decoder.decode(payload);
   } catch (error) {
     // Every failure here comes from the bytes: bad type tags, short data, trailing bytes...

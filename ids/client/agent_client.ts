@@ -47,6 +47,20 @@ export interface Streamed<T> {
   body: T;
 }
 
+/** Bounds on each request, so that a stuck or hostile agent cannot hang or exhaust the IDS. */
+export interface ClientLimits {
+  /** Longest wait for a whole answer, ms. */
+  timeoutMs: number;
+  /** Most bytes of streamed chunks in one answer. */
+  maxResponseBytes: number;
+}
+
+/** Two minutes and 1 GiB (a bulk walk of 10,000 processes streams about 65 MB). */
+export const DEFAULT_CLIENT_LIMITS: ClientLimits = {
+  timeoutMs: 120_000,
+  maxResponseBytes: 1 << 30,
+};
+
 /** A connection to one agent. */
 export class AgentClient {
   readonly #conn: FramedConnection;
@@ -58,19 +72,32 @@ export class AgentClient {
   #roundTrips = 0;
   #hello: HelloBody | undefined;
 
-  private constructor(conn: FramedConnection, url: string, security: ClientSecurity) {
+  /** Bounds on each request. */
+  readonly limits: ClientLimits;
+
+  private constructor(
+    conn: FramedConnection,
+    url: string,
+    security: ClientSecurity,
+    limits: ClientLimits,
+  ) {
     this.#conn = conn;
     this.url = url;
     this.#security = security;
+    this.limits = limits;
   }
 
   /**
    * Connects to `url` (tcp://host:port or vsock://cid:port) over a secure
    * channel (or plaintext with `security.insecure`) and exchanges hellos.
    */
-  static async connect(url: string, security: ClientSecurity): Promise<AgentClient> {
+  static async connect(
+    url: string,
+    security: ClientSecurity,
+    limits: ClientLimits = DEFAULT_CLIENT_LIMITS,
+  ): Promise<AgentClient> {
     const channel = await openChannel(url, security);
-    const client = new AgentClient(new FramedConnection(channel), url, security);
+    const client = new AgentClient(new FramedConnection(channel), url, security, limits);
     try {
       const hello = await client.request<HelloBody>("hello", {
         version: PROTOCOL_VERSION,
@@ -118,11 +145,35 @@ export class AgentClient {
 
   async #exchange<T>(op: string, args: Record<string, unknown>): Promise<Streamed<T>> {
     const id = this.#nextId++;
+    // A stuck or hostile agent must not hang the IDS, nor grow its memory without bound:
+    // past the deadline or the size, the connection is closed and the request fails.
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      this.#conn.close();
+    }, this.limits.timeoutMs);
+    try {
+      return await this.#answer<T>(op, id, args, () => timedOut);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  async #answer<T>(
+    op: string,
+    id: number,
+    args: Record<string, unknown>,
+    timedOut: () => boolean,
+  ): Promise<Streamed<T>> {
     await this.#conn.send(requestMessage(id, op, args));
     const chunks: Uint8Array[] = [];
+    let bytes = 0;
     for (;;) {
       const message: Message | null = await this.#conn.receive();
       if (message === null) {
+        if (timedOut()) {
+          throw new AgentError(op, "timeout", `no answer within ${this.limits.timeoutMs} ms`);
+        }
         throw new AgentError(op, "closed", "the connection closed before the answer");
       }
       if (message.type === "error") {
@@ -135,6 +186,15 @@ export class AgentClient {
       if (message.type === "chunk") {
         if (message.seq !== chunks.length) {
           throw new AgentError(op, "malformed", `chunk ${message.seq} arrived out of order`);
+        }
+        bytes += message.data.byteLength;
+        if (bytes > this.limits.maxResponseBytes) {
+          this.#conn.close();
+          throw new AgentError(
+            op,
+            "too_large",
+            `the answer exceeds ${this.limits.maxResponseBytes} bytes`,
+          );
         }
         chunks.push(message.data);
       } else if (message.type === "result") {

@@ -3,7 +3,9 @@ import assert from "node:assert/strict";
 import { AgentClient } from "../../ids/client/agent_client.ts";
 import { startLocalAgent } from "../../ids/local_agent.ts";
 import { dial } from "../../wire/mod.ts";
-import { DEFAULT_SERVER_LIMITS } from "../../agent/server.ts";
+import { AgentServer, DEFAULT_SERVER_LIMITS } from "../../agent/server.ts";
+import { openChannel } from "../../ids/client/channel.ts";
+import { generateIdentity, publicIdentity } from "../../wire/secure/keys.ts";
 import { IS_ROOT } from "../_helpers/agent.ts";
 
 Deno.test({
@@ -38,6 +40,38 @@ Deno.test({
         }
       }
       await agent.stop();
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "a peer that completes the handshake but never asks anything is closed after the deadline (root)",
+  ignore: !IS_ROOT,
+  fn: async () => {
+    const ids = await generateIdentity("ids");
+    const agentKey = await generateIdentity("agent");
+    const server = new AgentServer(
+      "tcp://127.0.0.1:0",
+      { identity: agentKey, trusted: [publicIdentity(ids)], insecure: false },
+      () => {},
+      { ...DEFAULT_SERVER_LIMITS, firstMessageMs: 300 },
+    );
+    const serving = server.serve();
+    try {
+      const silent = await openChannel(server.url, {
+        identity: ids,
+        agentKey: publicIdentity(agentKey),
+      });
+      const t0 = performance.now();
+      const n = await silent.read!(new Uint8Array(16)).catch(() => null);
+      assert.equal(n, null, "the agent closed the silent connection");
+      const waited = performance.now() - t0;
+      assert.ok(waited >= 250 && waited < 5_000, `closed after ${waited.toFixed(0)} ms`);
+      silent.close();
+    } finally {
+      server.close();
+      await serving;
     }
   },
 });

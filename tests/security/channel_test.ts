@@ -306,11 +306,10 @@ Deno.test({
 
 Deno.test({
   name:
-    "known issue: eight replays of a captured handshake message 1 hold every session slot and lock the IDS out (root)",
-  // Run with KNOWN_ISSUES=1: fails until the agent counts a connection as a session only once
-  // an authenticated transport message arrives (a replayer never sends one), or gives the first
-  // request a deadline.
-  ignore: ignore || !Deno.env.get("KNOWN_ISSUES"),
+    "eight replays of a captured handshake message 1 hold no session slot: the IDS still gets in (root)",
+  // The agent counts a connection as a session only once an authenticated message arrives, which
+  // a replayer never sends.
+  ignore,
   fn: () =>
     withAgent(async (agent) => {
       const relay = new Relay(agent.url);
@@ -332,7 +331,7 @@ Deno.test({
           replayers.push(conn);
         }
         await sleep(500);
-        // The replayers hold the eight session slots without ever proving the IDS's key.
+        // The replayers completed handshakes but never proved the IDS's key: no session slot.
         await assertServes(agent);
       } finally {
         for (const conn of replayers) conn.close();
