@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { type CapturePlan } from "../memory/plan.ts";
+import type { CapturePlan } from "../memory/plan.ts";
 import { recordPlan } from "../memory/plan_recorder.ts";
 import type { KernelProfile } from "../profile/profile.ts";
 import { readModule } from "./modules.ts";

@@ -15,6 +15,8 @@
  */
 import { AgentClient } from "../../ids/client/agent_client.ts";
 import { startLocalAgent } from "../../ids/local_agent.ts";
+import type { ClientSecurity } from "../../ids/client/channel.ts";
+import { clientSecurity } from "../../ids/cli/session.ts";
 import { bulkWalk } from "../../ids/memory/bulk.ts";
 import { KernelMemory } from "../../ids/memory/memory.ts";
 import { PageCache } from "../../ids/memory/page_cache.ts";
@@ -43,8 +45,8 @@ class RecordingCache extends PageCache {
 /** The kallsyms lines the kernel profile reads. */
 const PROFILE_SYMBOLS = new Set(["_stext", "_etext", "_text", "init_task", "modules"]);
 
-async function capture(url: string, name: string): Promise<void> {
-  const client = await AgentClient.connect(url);
+async function capture(url: string, security: ClientSecurity, name: string): Promise<void> {
+  const client = await AgentClient.connect(url, security);
   try {
     const info = await client.kernelInfo();
     const kallsyms = (await client.kallsyms()).split("\n")
@@ -88,15 +90,20 @@ async function capture(url: string, name: string): Promise<void> {
 
 if (import.meta.main) {
   const args = [...Deno.args];
-  const at = args.indexOf("--connect");
-  const connect = at >= 0 ? args.splice(at, 2)[1] : undefined;
+  const option = (flag: string) => {
+    const at = args.indexOf(flag);
+    return at >= 0 ? args.splice(at, 2)[1] : undefined;
+  };
+  const connect = option("--connect");
+  const key = option("--key");
+  const agentKey = option("--agent-key");
   const name = args[0] ?? "host-6.18";
   if (connect !== undefined) {
-    await capture(connect, name);
+    await capture(connect, await clientSecurity({ key, agentKey }), name);
   } else {
     const agent = await startLocalAgent();
     try {
-      await capture(agent.url, name);
+      await capture(agent.url, agent.security, name);
     } finally {
       await agent.stop();
     }

@@ -119,19 +119,34 @@ function program(setExit: (code: number) => void): Command {
     );
 
   root.command("bench")
-    .description("boot a guest with 100 extra sleepers and run `ids bench` against it")
+    .description("boot a guest with extra sleepers and run `ids bench` against it")
     .addOption(kernelOption())
     .option("--procs <n>", "processes to acquire", positiveInt, 100)
     .option("--repeat <n>", "measured repetitions per mode", positiveInt, 20)
+    .option(
+      "--scales <list>",
+      "larger process counts to measure too, comma-separated",
+      (text: string) => text.split(",").filter((p) => p.trim()).map((p) => positiveInt(p.trim())),
+      [1_000],
+    )
+    .option("--plot <file.svg>", "write a chart of time per mode against process count")
     .option("--json", "print JSON", false)
     .option("--console", "copy the guest's console to stderr", false)
     .action(async (o) =>
       setExit(
         await withVm(
           o.kernel,
-          { ...o, sleepers: o.procs },
+          { ...o, sleepers: Math.max(o.procs, ...o.scales) },
           async (vm) =>
-            bench(await cliOptions(vm, { procs: o.procs, repeat: o.repeat, json: o.json })),
+            bench(
+              await cliOptions(vm, {
+                procs: o.procs,
+                repeat: o.repeat,
+                scales: o.scales,
+                plot: o.plot,
+                json: o.json,
+              }),
+            ),
         ),
       )
     );
