@@ -7,8 +7,10 @@
 
 /** Guest pages by page address. */
 export class PageCache {
-  readonly #pages = new Map<bigint, Uint8Array>();
+  // Keyed by page number as a plain number (exact: below 2^52), far cheaper than bigint keys.
+  readonly #pages = new Map<number, Uint8Array>();
   readonly #mask: bigint;
+  readonly #shift: bigint;
 
   /** @param pageSize the guest's page size (a power of two) */
   constructor(readonly pageSize = 4096) {
@@ -16,6 +18,7 @@ export class PageCache {
       throw new Error(`Page size must be a power of two, not ${pageSize}`);
     }
     this.#mask = ~BigInt(pageSize - 1) & 0xffff_ffff_ffff_ffffn;
+    this.#shift = BigInt(Math.log2(pageSize));
   }
 
   /** The address of the page that holds `addr`. */
@@ -25,7 +28,7 @@ export class PageCache {
 
   /** The cached page at page address `page`, if any. */
   get(page: bigint): Uint8Array | undefined {
-    return this.#pages.get(page);
+    return this.#pages.get(Number(page >> this.#shift));
   }
 
   /** Stores a page; its length must be the page size. */
@@ -36,7 +39,7 @@ export class PageCache {
       );
     }
     if (this.pageOf(page) !== page) throw new Error(`0x${page.toString(16)} is not a page address`);
-    this.#pages.set(page, bytes);
+    this.#pages.set(Number(page >> this.#shift), bytes);
   }
 
   /** Number of cached pages. */

@@ -14,7 +14,8 @@ interface Range {
 
 /** Captured byte ranges, looked up by the read they satisfy. */
 export class RangeCache {
-  readonly #byPage = new Map<bigint, Range[]>();
+  // Keyed by page number as a plain number (exact: below 2^52), far cheaper than bigint keys.
+  readonly #byPage = new Map<number, Range[]>();
   readonly #shift: bigint;
   #count = 0;
 
@@ -32,8 +33,8 @@ export class RangeCache {
   put(addr: bigint, bytes: Uint8Array): void {
     if (bytes.byteLength === 0) return;
     const range = { start: addr, end: addr + BigInt(bytes.byteLength), bytes };
-    const last = (range.end - 1n) >> this.#shift;
-    for (let page = addr >> this.#shift; page <= last; page++) {
+    const last = Number((range.end - 1n) >> this.#shift);
+    for (let page = Number(addr >> this.#shift); page <= last; page++) {
       const list = this.#byPage.get(page);
       if (list) list.push(range);
       else this.#byPage.set(page, [range]);
@@ -43,7 +44,7 @@ export class RangeCache {
 
   /** The `len` bytes at `addr` if one captured range holds all of them. */
   get(addr: bigint, len: number): Uint8Array | undefined {
-    const list = this.#byPage.get(addr >> this.#shift);
+    const list = this.#byPage.get(Number(addr >> this.#shift));
     if (list === undefined) return undefined;
     const end = addr + BigInt(len);
     for (const range of list) {
