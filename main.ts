@@ -10,9 +10,9 @@
  *
  * @module
  */
-import { Command, InvalidArgumentError, Option } from "commander";
+import { Command } from "commander";
 import { runAgent } from "./agent.ts";
-import { parseFetchMode } from "./ids/guest.ts";
+import { fetchOption, positiveInt, positiveIntList, runProgram } from "./ids/cli/options.ts";
 import { bench } from "./ids/cli/bench.ts";
 import { demo } from "./ids/cli/demo.ts";
 import { lsmod } from "./ids/cli/lsmod.ts";
@@ -20,32 +20,6 @@ import { ps } from "./ids/cli/ps.ts";
 import { keygen } from "./ids/cli/keygen.ts";
 import { attest } from "./ids/cli/attest.ts";
 import { ping } from "./ids/cli/ping.ts";
-
-function positiveInt(text: string): number {
-  const n = Number(text);
-  if (!Number.isSafeInteger(n) || n <= 0) {
-    throw new InvalidArgumentError("expected a positive integer");
-  }
-  return n;
-}
-
-function scaleList(text: string): number[] {
-  return text.split(",").filter((part) => part.trim() !== "").map((part) =>
-    positiveInt(part.trim())
-  );
-}
-
-function fetchOption(): Option {
-  return new Option("--fetch <mode>", "how the IDS fetches guest memory: page, bulk or fields")
-    .default("bulk")
-    .argParser((text) => {
-      try {
-        return parseFetchMode(text);
-      } catch (error) {
-        throw new InvalidArgumentError((error as Error).message);
-      }
-    });
-}
 
 const connectHelp = "agent URL (tcp://host:port or vsock://cid:port); default: start an agent here";
 
@@ -106,7 +80,7 @@ export function program(setExit: (code: number) => void): Command {
     .option(
       "--scales <list>",
       "larger process counts to measure too, comma-separated (empty: none)",
-      scaleList,
+      positiveIntList,
       [1_000, 10_000],
     )
     .option("--plot <file.svg>", "write a chart of time per mode against process count")
@@ -133,13 +107,4 @@ export function program(setExit: (code: number) => void): Command {
   return root;
 }
 
-if (import.meta.main) {
-  let exitCode = 0;
-  try {
-    await program((code) => exitCode = code).parseAsync(Deno.args, { from: "user" });
-  } catch (error) {
-    console.error(`ebpfmonitor: ${error instanceof Error ? error.message : error}`);
-    exitCode = 2;
-  }
-  Deno.exit(exitCode);
-}
+if (import.meta.main) await runProgram("ebpfmonitor", program);

@@ -12,7 +12,7 @@
 #endif
 
 /* Objects visited in one fire: bounded so that one fire never holds the CPU long. */
-#define BATCH_LOOP 1024   /* with bpf_loop() (Linux 5.17+) */
+#define BATCH_LOOP 65536  /* with bpf_loop() (Linux 5.17+); the ring buffer bounds a fire too */
 #define BATCH_UNROLLED 32 /* a bounded loop for older kernels (Linux 5.3+) */
 
 enum walk_status {

@@ -12,11 +12,12 @@ import type { ClientSecurity } from "./client/channel.ts";
 import { AgentPageSource } from "./memory/agent_pages.ts";
 import { ALL, bulkWalk } from "./memory/bulk.ts";
 import { planWalk } from "./memory/fields.ts";
-import { KernelMemory } from "./memory/memory.ts";
+import { KernelMemory, MemoryFault } from "./memory/memory.ts";
+import { ListWalkError } from "./os/list.ts";
 import { PageCache } from "./memory/page_cache.ts";
 import type { CapturePlan } from "./memory/plan.ts";
 import { RangeCache } from "./memory/range_cache.ts";
-import { ProgramSet } from "./memory/programs.ts";
+import { ProgramSet, WalkFault } from "./memory/programs.ts";
 import { Btf } from "./profile/btf.ts";
 import { Kallsyms } from "./profile/kallsyms.ts";
 import { KernelProfile } from "./profile/profile.ts";
@@ -51,6 +52,9 @@ export interface Acquired<T> {
   /** The cost. */
   cost: AcquisitionCost;
 }
+
+/** Snapshots taken before a list that keeps changing under the walk is reported as broken. */
+export const SNAPSHOT_ATTEMPTS = 3;
 
 /** Parses a fetch mode name. */
 export function parseFetchMode(text: string): FetchMode {
@@ -125,10 +129,26 @@ export class Guest {
     );
   }
 
+  /**
+   * Takes a snapshot with `body`, and measures what it cost. The kernel's
+   * lists change while they are walked: a walk that spans several fires (or,
+   * in page mode, many requests) can meet a task that ended meanwhile, and the
+   * snapshot then loops or points nowhere. That is detected, never trusted:
+   * the snapshot is taken again from scratch, up to SNAPSHOT_ATTEMPTS times,
+   * and only a list that stays broken is reported (retries count in the cost).
+   */
   async #measure<T>(body: () => Promise<{ items: T[]; mem: KernelMemory }>): Promise<Acquired<T>> {
     const before = this.client.stats;
-    const { items, mem } = await body();
-    return { items, cost: costSince(before, this.client.stats, mem.misses) };
+    for (let attempt = 1;; attempt++) {
+      try {
+        const { items, mem } = await body();
+        return { items, cost: costSince(before, this.client.stats, mem.misses) };
+      } catch (error) {
+        const torn = error instanceof ListWalkError || error instanceof WalkFault ||
+          error instanceof MemoryFault;
+        if (!torn || attempt >= SNAPSHOT_ATTEMPTS) throw error;
+      }
+    }
   }
 
   /**

@@ -15,7 +15,7 @@
  * @module
  */
 import { Command, InvalidArgumentError, Option } from "commander";
-import { parseFetchMode } from "../../ids/guest.ts";
+import { fetchOption, positiveInt, positiveIntList, runProgram } from "../../ids/cli/options.ts";
 import { bench } from "../../ids/cli/bench.ts";
 import { lsmod } from "../../ids/cli/lsmod.ts";
 import { ps } from "../../ids/cli/ps.ts";
@@ -33,24 +33,6 @@ function kernelOption(): Option {
         throw new InvalidArgumentError((error as Error).message);
       }
     });
-}
-
-function fetchOption(): Option {
-  return new Option("--fetch <mode>", "page or bulk").default("bulk").argParser((text) => {
-    try {
-      return parseFetchMode(text);
-    } catch (error) {
-      throw new InvalidArgumentError((error as Error).message);
-    }
-  });
-}
-
-function positiveInt(text: string): number {
-  const n = Number(text);
-  if (!Number.isSafeInteger(n) || n <= 0) {
-    throw new InvalidArgumentError("expected a positive integer");
-  }
-  return n;
 }
 
 /** The options of an `ids` command aimed at `vm`'s agent, with the bed's keys. */
@@ -126,7 +108,7 @@ function program(setExit: (code: number) => void): Command {
     .option(
       "--scales <list>",
       "larger process counts to measure too, comma-separated",
-      (text: string) => text.split(",").filter((p) => p.trim()).map((p) => positiveInt(p.trim())),
+      positiveIntList,
       [1_000],
     )
     .option("--plot <file.svg>", "write a chart of time per mode against process count")
@@ -212,13 +194,4 @@ function program(setExit: (code: number) => void): Command {
   return root;
 }
 
-if (import.meta.main) {
-  let exitCode = 0;
-  try {
-    await program((code) => exitCode = code).parseAsync(Deno.args, { from: "user" });
-  } catch (error) {
-    console.error(`vm: ${error instanceof Error ? error.message : error}`);
-    exitCode = 2;
-  }
-  Deno.exit(exitCode);
-}
+if (import.meta.main) await runProgram("vm", program);
