@@ -128,7 +128,6 @@ class Session {
     this.#rate = new TokenBucket(limits.requestsPerSecond, limits.requestsPerSecond);
   }
 
-  /** Serves requests until the peer leaves or breaks the protocol. */
   /**
    * Serves requests until the peer leaves or breaks the protocol. The first
    * message must come within the limits' `firstMessageMs`, and `admit()` decides then

@@ -69,21 +69,18 @@ export class Guest {
   /** The guest kernel's profile. */
   readonly profile: KernelProfile;
   readonly #programs: ProgramSet;
-  #plans: Promise<{ tasks: CapturePlan; modules: CapturePlan | undefined }> | undefined;
+  /** The views' capture plans for this kernel (for `fields` mode). */
+  readonly #plans: { tasks: CapturePlan; modules: CapturePlan | undefined };
 
-  private constructor(client: AgentClient, profile: KernelProfile) {
+  private constructor(
+    client: AgentClient,
+    profile: KernelProfile,
+    plans: { tasks: CapturePlan; modules: CapturePlan | undefined },
+  ) {
     this.client = client;
     this.profile = profile;
     this.#programs = new ProgramSet(client);
-  }
-
-  /** The views' capture plans for this kernel, learned once. */
-  #capturePlans(): Promise<{ tasks: CapturePlan; modules: CapturePlan | undefined }> {
-    this.#plans ??= (async () => ({
-      tasks: await taskCapturePlan(this.profile),
-      modules: await moduleCapturePlan(this.profile),
-    }))();
-    return this.#plans;
+    this.#plans = plans;
   }
 
   /**
@@ -110,9 +107,11 @@ export class Guest {
         kallsyms: Kallsyms.parse(kallsyms),
         pageSize: info.page_size,
       });
-      const guest = new Guest(client, profile);
+      const guest = new Guest(client, profile, {
+        tasks: await taskCapturePlan(profile),
+        modules: await moduleCapturePlan(profile),
+      });
       await guest.#programs.preload(["read_page", "walk_tasks", "walk_modules", "walk_plan"]);
-      await guest.#capturePlans();
       return guest;
     } catch (error) {
       client.close();
@@ -166,8 +165,7 @@ export class Guest {
         const walk = await bulkWalk(this.#programs, mem.cache, "tasks", start ?? 0n, walkLimit);
         start ??= walk.start;
       } else if (mode === "fields") {
-        const plan = (await this.#capturePlans()).tasks;
-        const walk = await planWalk(this.#programs, mem.ranges!, plan, {
+        const walk = await planWalk(this.#programs, mem.ranges!, this.#plans.tasks, {
           addr: start ?? 0n,
           isHead: false,
           limit: walkLimit,
@@ -188,8 +186,7 @@ export class Guest {
       if (mode === "bulk" && layout !== undefined) {
         await bulkWalk(this.#programs, mem.cache, "modules", layout.listHead);
       } else if (mode === "fields" && layout !== undefined) {
-        const plan = (await this.#capturePlans()).modules!;
-        await planWalk(this.#programs, mem.ranges!, plan, {
+        await planWalk(this.#programs, mem.ranges!, this.#plans.modules!, {
           addr: layout.listHead,
           isHead: true,
           limit: ALL,
