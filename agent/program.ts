@@ -127,7 +127,9 @@ export class LoadedProgram {
         }
       }
       Deno.UnsafePointerView.copyInto(data, chunk.subarray(used, used + size));
-      lastKind = new Deno.UnsafePointerView(data).getUint32(0);
+      // record_hdr.kind: a little-endian u32, read from the copy just made.
+      lastKind = chunk[used]! | chunk[used + 1]! << 8 | chunk[used + 2]! << 16 |
+        chunk[used + 3]! << 24;
       used += size;
       summary.records++;
       summary.bytes += size;

@@ -6,9 +6,12 @@
  * @module
  */
 
+/** A range as seen from one page it touches: offsets relative to that page's start. */
 interface Range {
-  start: bigint;
-  end: bigint;
+  /** Offset of the range's first byte (negative when it starts in an earlier page). */
+  lo: number;
+  /** Offset just past its last byte. */
+  hi: number;
   bytes: Uint8Array;
 }
 
@@ -17,11 +20,13 @@ export class RangeCache {
   // Keyed by page number as a plain number (exact: below 2^52), far cheaper than bigint keys.
   readonly #byPage = new Map<number, Range[]>();
   readonly #shift: bigint;
+  readonly #offsetMask: bigint;
   #count = 0;
 
   /** @param pageSize the guest's page size (ranges are indexed by the pages they touch) */
   constructor(pageSize = 4096) {
     this.#shift = BigInt(Math.log2(pageSize));
+    this.#offsetMask = BigInt(pageSize - 1);
   }
 
   /** Number of ranges held. */
@@ -32,9 +37,14 @@ export class RangeCache {
   /** Stores the bytes at `addr`. */
   put(addr: bigint, bytes: Uint8Array): void {
     if (bytes.byteLength === 0) return;
-    const range = { start: addr, end: addr + BigInt(bytes.byteLength), bytes };
-    const last = Number((range.end - 1n) >> this.#shift);
-    for (let page = Number(addr >> this.#shift); page <= last; page++) {
+    const first = Number(addr >> this.#shift);
+    const last = Number((addr + BigInt(bytes.byteLength) - 1n) >> this.#shift);
+    const pageSize = Number(this.#offsetMask) + 1;
+    // Offsets are plain numbers from here on: lookups do no 64-bit arithmetic.
+    const lo = Number(addr & this.#offsetMask);
+    for (let page = first; page <= last; page++) {
+      const shifted = lo - (page - first) * pageSize;
+      const range = { lo: shifted, hi: shifted + bytes.byteLength, bytes };
       const list = this.#byPage.get(page);
       if (list) list.push(range);
       else this.#byPage.set(page, [range]);
@@ -46,11 +56,11 @@ export class RangeCache {
   get(addr: bigint, len: number): Uint8Array | undefined {
     const list = this.#byPage.get(Number(addr >> this.#shift));
     if (list === undefined) return undefined;
-    const end = addr + BigInt(len);
+    const offset = Number(addr & this.#offsetMask);
+    const end = offset + len;
     for (const range of list) {
-      if (range.start <= addr && end <= range.end) {
-        const offset = Number(addr - range.start);
-        return range.bytes.subarray(offset, offset + len);
+      if (range.lo <= offset && end <= range.hi) {
+        return range.bytes.subarray(offset - range.lo, end - range.lo);
       }
     }
     return undefined;
