@@ -68,6 +68,7 @@ async function measure<T>(
   modes: readonly FetchMode[],
   repeat: number,
   acquire: (mode: FetchMode) => Promise<Acquired<T>>,
+  between: () => Promise<void> = () => Promise.resolve(),
 ): Promise<TargetFigures> {
   const times = new Map<FetchMode, number[]>(modes.map((mode) => [mode, []]));
   const costs = new Map<FetchMode, AcquisitionCost>();
@@ -83,6 +84,7 @@ async function measure<T>(
       costs.set(mode, result.cost);
       counts.add(result.items.length);
     }
+    await between();
   }
   const figures: TargetFigures = { count: Math.min(...counts), modes: {} };
   for (const mode of modes) {
@@ -134,13 +136,23 @@ export async function benchGuest(
   options: Pick<BenchOptions, "procs" | "repeat" | "scales">,
   ensure: (procs: number) => Promise<void> = () => Promise.resolve(),
 ): Promise<BenchResult> {
-  const ping = await pingTimes(guest.client, Math.max(100, options.repeat * 5));
   await ensure(options.procs);
+  // Pings between the repetitions, so that the floor is measured in the same conditions.
+  await pingTimes(guest.client, 100); // warm-up
+  const pings: number[] = [];
   const processes = await measure(
     FETCH_MODES,
     options.repeat,
     (mode) => guest.processes(mode, options.procs),
+    async () => {
+      for (let i = 0; i < 10; i++) {
+        const t0 = performance.now();
+        await guest.client.ping();
+        pings.push(performance.now() - t0);
+      }
+    },
   );
+  const ping = { median_ms: round(median(pings)), p95_ms: round(quantile(pings, 0.95)) };
   const modules = await measure(FETCH_MODES, options.repeat, (mode) => guest.modules(mode));
   const scales: TargetFigures[] = [];
   for (const procs of options.scales) {
