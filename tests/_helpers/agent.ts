@@ -7,6 +7,22 @@
  */
 import { type LocalAgent, startLocalAgent } from "../../ids/local_agent.ts";
 import { Guest } from "../../ids/guest.ts";
+import type { ProcessInfo } from "../../ids/os/tasks.ts";
+
+/** What must agree between two fetch modes for one process (its state may change between walks). */
+export function stableKey(p: ProcessInfo): string {
+  return JSON.stringify([
+    p.pid,
+    p.tgid,
+    p.ppid,
+    p.comm,
+    p.uid,
+    p.euid,
+    p.gid,
+    p.kthread,
+    String(p.addr),
+  ]);
+}
 
 /** The repository's main.ts. */
 export const MAIN = new URL("../../main.ts", import.meta.url).pathname;

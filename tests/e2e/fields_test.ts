@@ -3,11 +3,9 @@
 import assert from "node:assert/strict";
 import type { ProcessInfo } from "../../ids/os/tasks.ts";
 import { startSleepers as startWorkload } from "../../ids/cli/workload.ts";
-import { IS_ROOT, procSnapshot, stableProcesses, withGuest } from "../_helpers/agent.ts";
+import { IS_ROOT, procSnapshot, stableKey, stableProcesses, withGuest } from "../_helpers/agent.ts";
 
 const ignore = !IS_ROOT;
-const key = (p: ProcessInfo) =>
-  JSON.stringify([p.pid, p.tgid, p.ppid, p.comm, p.uid, p.euid, p.gid, p.kthread, String(p.addr)]);
 
 Deno.test({
   name: "fields mode lists what page and bulk mode list, in one request with no page read (root)",
@@ -20,7 +18,8 @@ Deno.test({
       const fields = await guest.processes("fields");
       const after = procSnapshot();
       const stable = new Set(stableProcesses(before, after).map((p) => p.pid));
-      const pick = (items: ProcessInfo[]) => items.filter((p) => stable.has(p.pid)).map(key).sort();
+      const pick = (items: ProcessInfo[]) =>
+        items.filter((p) => stable.has(p.pid)).map(stableKey).sort();
       assert.ok(stable.size > 3);
       assert.deepEqual(pick(fields.items), pick(bulk.items));
       assert.deepEqual(pick(fields.items), pick(page.items));

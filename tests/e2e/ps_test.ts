@@ -7,16 +7,13 @@ import {
   IS_ROOT,
   procSnapshot,
   sameComm,
+  stableKey,
   stableProcesses,
   startSleepers,
   withGuest,
 } from "../_helpers/agent.ts";
 
 const ignore = !IS_ROOT;
-
-/** What must agree between the two modes (state may change between two walks). */
-const stableKey = (p: ProcessInfo) =>
-  JSON.stringify([p.pid, p.tgid, p.ppid, p.comm, p.uid, p.euid, p.gid, p.kthread, String(p.addr)]);
 
 Deno.test({
   name: "ps in page mode and in bulk mode equals /proc for every stable process (root)",
