@@ -21,7 +21,7 @@ import { lsmod } from "../../ids/cli/lsmod.ts";
 import { ps } from "../../ids/cli/ps.ts";
 import { buildImage, type KernelName, KERNELS, parseKernel } from "./image.ts";
 import { Vm, type VmOptions } from "./qemu.ts";
-import { bedConnectOptions } from "./session.ts";
+import { bedConnectOptions, cliSecurityArgs } from "./session.ts";
 
 function kernelOption(): Option {
   return new Option("--kernel <version>", `guest kernel: ${KERNELS.join(" or ")}`)
@@ -175,8 +175,10 @@ function program(setExit: (code: number) => void): Command {
       setExit(
         await withVm(o.kernel, o, async (vm) => {
           console.log(vm.url);
+          const keys = await cliSecurityArgs();
           console.error(
-            `vm: try  deno run -A main.ts ids ps --connect ${vm.url}\nvm: Ctrl-C stops the guest`,
+            `vm: try  deno run -A main.ts ids ps --connect ${vm.url} ${keys.join(" ")}\n` +
+              "vm: Ctrl-C stops the guest",
           );
           await new Promise<void>((resolve) => {
             const stop = () => {
