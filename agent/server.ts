@@ -21,6 +21,7 @@ import {
   type Request,
   resultMessage,
 } from "../wire/mod.ts";
+import { equalBytes } from "../wire/bytes.ts";
 import type { AttestBody, HelloBody, LoadBody } from "../wire/ops.ts";
 import { type Identity, type PublicIdentity, publicIdentity } from "../wire/secure/keys.ts";
 import {
@@ -451,8 +452,4 @@ function closeQuietly(conn: Deno.Conn): void {
   } catch {
     // already closed
   }
-}
-
-function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
-  return a.length === b.length && a.every((byte, i) => byte === b[i]);
 }

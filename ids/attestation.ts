@@ -40,6 +40,7 @@
  * @module
  */
 
+import { equalBytes } from "../wire/bytes.ts";
 import { bindAgentKey, NONCE_BYTES, REPORT_DATA_DOMAIN } from "../wire/secure/report_data.ts";
 
 export { NONCE_BYTES, REPORT_DATA_DOMAIN };
@@ -214,13 +215,6 @@ export interface AttestationReport {
 
 function hex(bytes: Uint8Array): string {
   return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
-}
-
-function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
-  if (a.length !== b.length) return false;
-  let diff = 0;
-  for (let i = 0; i < a.length; i++) diff |= a[i]! ^ b[i]!;
-  return diff === 0;
 }
 
 function tcbVersion(raw: bigint, family: number | undefined): TcbVersion {

@@ -12,6 +12,7 @@ import {
   requestMessage,
 } from "../../wire/mod.ts";
 import type { AttestBody, HelloBody, KernelInfo, LoadBody, RunSummary } from "../../wire/ops.ts";
+import { concatBytes } from "../../wire/bytes.ts";
 import { signObject } from "../../wire/secure/sign.ts";
 import { type ClientSecurity, openChannel } from "./channel.ts";
 
@@ -218,12 +219,12 @@ export class AgentClient {
 
   /** The raw BTF of the guest kernel (/sys/kernel/btf/vmlinux). */
   async btf(): Promise<Uint8Array> {
-    return concat((await this.request("btf")).chunks);
+    return concatBytes(...(await this.request("btf")).chunks);
   }
 
   /** The guest's /proc/kallsyms text. */
   async kallsyms(): Promise<string> {
-    return new TextDecoder().decode(concat((await this.request("kallsyms")).chunks));
+    return new TextDecoder().decode(concatBytes(...(await this.request("kallsyms")).chunks));
   }
 
   /**
@@ -257,16 +258,4 @@ export class AgentClient {
   close(): void {
     this.#conn.close();
   }
-}
-
-/** Concatenates byte chunks. */
-export function concat(chunks: Uint8Array[]): Uint8Array {
-  const total = chunks.reduce((sum, chunk) => sum + chunk.byteLength, 0);
-  const out = new Uint8Array(total);
-  let offset = 0;
-  for (const chunk of chunks) {
-    out.set(chunk, offset);
-    offset += chunk.byteLength;
-  }
-  return out;
 }

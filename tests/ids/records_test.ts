@@ -1,4 +1,5 @@
 // bpf/records.ts: decoding the records the eBPF programs write (the TypeScript side of common.h).
+import { concatBytes } from "../../wire/bytes.ts";
 import assert from "node:assert/strict";
 import { decodeRecords, RECORD_HEADER_BYTES, RecordKind } from "../../bpf/records.ts";
 
@@ -14,24 +15,14 @@ function record(kind: number, addr: bigint, value: bigint, payload = new Uint8Ar
   return bytes;
 }
 
-function concat(parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.byteLength, 0));
-  let offset = 0;
-  for (const part of parts) {
-    out.set(part, offset);
-    offset += part.byteLength;
-  }
-  return out;
-}
-
 Deno.test("decodeRecords() decodes packed records with their payloads in order", () => {
   const page = Uint8Array.from({ length: 4096 }, (_, i) => i & 0xff);
-  const bytes = concat([
+  const bytes = concatBytes(
     record(RecordKind.Addr, 0xffff_8881_0000_0000n, 1n),
     record(RecordKind.Page, 0xffff_ffff_8100_0000n, 0n, page),
     record(RecordKind.Fault, 0n, -14n),
     record(RecordKind.End, 0n, 42n),
-  ]);
+  );
   const records = [...decodeRecords(bytes)];
   assert.deepEqual(records.map((r) => r.kind), [
     RecordKind.Addr,
@@ -62,7 +53,7 @@ Deno.test("decodeRecords() of no bytes yields no record", () => {
 });
 
 Deno.test("decodeRecords() rejects a truncated header", () => {
-  const bytes = concat([record(RecordKind.End, 0n, 1n), new Uint8Array(10)]);
+  const bytes = concatBytes(record(RecordKind.End, 0n, 1n), new Uint8Array(10));
   assert.throws(() => [...decodeRecords(bytes)], /Truncated record header at byte 24 of 34/);
 });
 

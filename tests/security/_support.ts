@@ -6,6 +6,7 @@
  *
  * @module
  */
+import { concatBytes } from "../../wire/bytes.ts";
 import {
   generateIdentity,
   type Identity,
@@ -92,15 +93,18 @@ export class Prng {
           out = out.slice(0, this.int(out.length + 1));
           break;
         case 3:
-          out = join(out, this.bytes(this.length(64)));
+          out = concatBytes(out, this.bytes(this.length(64)));
           break;
         case 4: {
           const end = Math.min(out.length, at + 1 + this.int(16));
-          out = join(out.slice(0, end), out.slice(at, end), out.slice(end));
+          out = concatBytes(out.slice(0, end), out.slice(at, end), out.slice(end));
           break;
         }
         case 5:
-          out = join(out.slice(0, at), out.slice(Math.min(out.length, at + 1 + this.int(16))));
+          out = concatBytes(
+            out.slice(0, at),
+            out.slice(Math.min(out.length, at + 1 + this.int(16))),
+          );
           break;
         default: {
           if (out.length < 4) break;
@@ -111,17 +115,6 @@ export class Prng {
     }
     return out;
   }
-}
-
-/** Concatenates byte arrays. */
-export function join(...parts: Uint8Array[]): Uint8Array<ArrayBuffer> {
-  const out = new Uint8Array(parts.reduce((sum, part) => sum + part.length, 0));
-  let offset = 0;
-  for (const part of parts) {
-    out.set(part, offset);
-    offset += part.length;
-  }
-  return out;
 }
 
 /** Whether `needle` occurs in `haystack`. */
@@ -203,7 +196,7 @@ export async function drain(conn: Deno.Conn, timeoutMs = 5000): Promise<Drained>
   });
   try {
     const end = await Promise.race([read, late]);
-    return { bytes: join(...parts), end };
+    return { bytes: concatBytes(...parts), end };
   } finally {
     clearTimeout(timer);
     try {
@@ -275,12 +268,12 @@ export class Relay {
 
   /** Everything the IDS sent to the agent on connection `index`. */
   toAgent(index = 0): Uint8Array {
-    return join(...(this.sessions[index]?.toAgent ?? []));
+    return concatBytes(...(this.sessions[index]?.toAgent ?? []));
   }
 
   /** Everything the agent sent to the IDS on connection `index`. */
   toIds(index = 0): Uint8Array {
-    return join(...(this.sessions[index]?.toIds ?? []));
+    return concatBytes(...(this.sessions[index]?.toIds ?? []));
   }
 
   async #serve(): Promise<void> {

@@ -1,6 +1,7 @@
 // The secure channel as seen on the wire, against a real agent (a child process, real eBPF:
 // needs root): what an unauthenticated peer gets back (nothing), what an eavesdropper sees
 // (no plaintext), what a replayer gets (no session), and the connection limit.
+import { concatBytes } from "../../wire/bytes.ts";
 import assert from "node:assert/strict";
 import { AgentClient } from "../../ids/client/agent_client.ts";
 import type { ClientSecurity } from "../../ids/client/channel.ts";
@@ -16,7 +17,6 @@ import {
   contains,
   drain,
   type Drained,
-  join,
   Prng,
   Relay,
   sleep,
@@ -31,7 +31,7 @@ const ignore = !IS_ROOT;
 const MESSAGE_2_BYTES = 2 + 32 + 16;
 
 function prefixed(body: Uint8Array): Uint8Array {
-  return join(new Uint8Array([body.length >> 8, body.length & 0xff]), body);
+  return concatBytes(new Uint8Array([body.length >> 8, body.length & 0xff]), body);
 }
 
 const plaintextHello = () =>
@@ -117,7 +117,10 @@ Deno.test({
     withAgent(async (agent) => {
       await t.step("a garbage message 1 followed by a valid plaintext hello frame", async () => {
         const garbage = prefixed(new Prng(7).bytes(96));
-        assertSilentClose(await sendRaw(agent, join(garbage, plaintextHello()), false), "garbage");
+        assertSilentClose(
+          await sendRaw(agent, concatBytes(garbage, plaintextHello()), false),
+          "garbage",
+        );
       });
       await t.step("a valid message 1 followed at once by a plaintext hello frame", async () => {
         const handshake = await HandshakeState.initialize({
@@ -127,7 +130,7 @@ Deno.test({
           remoteStatic: agent.security.agentKey!.noise,
         });
         const message1 = prefixed(await handshake.writeMessage());
-        const result = await sendRaw(agent, join(message1, plaintextHello()), false);
+        const result = await sendRaw(agent, concatBytes(message1, plaintextHello()), false);
         assert.notEqual(result.end, "timeout", "the agent kept the connection open");
         // The agent answers the handshake (message 2, which is genuine) and nothing more: the
         // plaintext frame fails authentication as a transport message and ends the connection.
@@ -224,7 +227,7 @@ Deno.test({
             }
             // After message 2 the replayer can only guess: its next message fails authentication.
             const conn = await connectRaw(agent.url);
-            await writeQuietly(conn, join(message1, prefixed(new Prng(3).bytes(64))));
+            await writeQuietly(conn, concatBytes(message1, prefixed(new Prng(3).bytes(64))));
             const result = await drain(conn, 5000);
             assert.notEqual(result.end, "timeout");
             assert.equal(result.bytes.length, MESSAGE_2_BYTES, `${result.bytes.length} bytes`);

@@ -3,6 +3,7 @@
 // 2. the agent over real TCP: handshake messages, then frames and requests on an
 //    authenticated channel (a real agent, real eBPF: needs root);
 // 3. the IDS's client against a hostile agent that holds the agent's key.
+import { concatBytes } from "../../wire/bytes.ts";
 import assert from "node:assert/strict";
 import {
   argBigint,
@@ -39,7 +40,6 @@ import {
   FakeAgent,
   fuzzSeed,
   isAlive,
-  join,
   makeKeys,
   Prng,
   sections,
@@ -160,7 +160,7 @@ function randomChunks(prng: Prng, bytes: Uint8Array): Uint8Array[] {
 /** Sixteen valid chunk frames of 60 KiB each (one MiB), made once and fed many times. */
 const BULK_STREAM = (() => {
   const data = new Prng(1).bytes(60 * 1024);
-  return join(
+  return concatBytes(
     ...Array.from({ length: 16 }, (_, seq) => encodeFrame({ type: "chunk", id: 1, seq, data })),
   );
 })();
@@ -186,7 +186,7 @@ function frameStreamInput(prng: Prng): Uint8Array {
       return prng.bytes(prng.length(8192));
     case 1: {
       const frames = Array.from({ length: 1 + prng.int(4) }, () => validFrame(prng));
-      return prng.mutate(join(...frames));
+      return prng.mutate(concatBytes(...frames));
     }
     case 2: {
       // A prefix that claims more (up to the 8 MiB limit and beyond) than the stream holds.
@@ -195,17 +195,17 @@ function frameStreamInput(prng: Prng): Uint8Array {
         0,
         prng.pick([0, 1, 2 ** 23, 2 ** 23 + 1, 2 ** 32 - 1, prng.u32()]),
       );
-      return join(prefix, prng.bytes(prng.length(1024)));
+      return concatBytes(prefix, prng.bytes(prng.length(1024)));
     }
     case 3: {
       // A frame whose payload is random bytes of the right length.
       const payload = prng.bytes(prng.length(2048));
       const prefix = new Uint8Array(4);
       new DataView(prefix.buffer).setUint32(0, payload.length);
-      return join(prefix, payload);
+      return concatBytes(prefix, payload);
     }
     default:
-      return join(...Array.from({ length: 1 + prng.int(3) }, () => validFrame(prng)));
+      return concatBytes(...Array.from({ length: 1 + prng.int(3) }, () => validFrame(prng)));
   }
 }
 
@@ -383,7 +383,7 @@ Deno.test("fuzz: the frame decoder and the message parser throw only FrameError 
 const MESSAGE_2_BYTES = 2 + 32 + 16;
 
 function prefixed(body: Uint8Array): Uint8Array {
-  return join(new Uint8Array([body.length >> 8, body.length & 0xff]), body);
+  return concatBytes(new Uint8Array([body.length >> 8, body.length & 0xff]), body);
 }
 
 async function validMessage1(agent: TestAgent): Promise<Uint8Array> {
@@ -600,19 +600,19 @@ function hostileFrame(prng: Prng, id: number): Uint8Array {
       // Deep nesting written by hand (the encoder refuses it): 100,000 levels of fixarray.
       const depth = prng.pick([1000, 100_000]);
       const head = encodeFrame({ type: "request", id, op: "ping", args: { x: 0 } });
-      const payload = join(
+      const payload = concatBytes(
         head.subarray(4, head.length - 1),
         new Uint8Array(depth).fill(0x91),
         new Uint8Array([0xc0]),
       );
       const prefix = new Uint8Array(4);
       new DataView(prefix.buffer).setUint32(0, payload.length);
-      return join(prefix, payload);
+      return concatBytes(prefix, payload);
     }
     case 5:
       return nearlyValidFrame(prng, id);
     default:
-      return join(validFrame(prng), prng.bytes(1 + prng.int(64)));
+      return concatBytes(validFrame(prng), prng.bytes(1 + prng.int(64)));
   }
 }
 
@@ -624,11 +624,11 @@ function completed(bytes: Uint8Array): Uint8Array {
   let offset = 0;
   let out = bytes;
   for (;;) {
-    if (out.length - offset < 4) out = join(out, new Uint8Array(4 - (out.length - offset)));
+    if (out.length - offset < 4) out = concatBytes(out, new Uint8Array(4 - (out.length - offset)));
     const length = new DataView(out.buffer, out.byteOffset + offset, 4).getUint32(0);
     if (length > MAX_FRAME_BYTES) return out;
     const end = offset + 4 + length;
-    if (end > out.length) return join(out, new Uint8Array(end - out.length));
+    if (end > out.length) return concatBytes(out, new Uint8Array(end - out.length));
     if (end === out.length) return out;
     offset = end;
   }
@@ -938,14 +938,14 @@ function hostileAnswer(prng: Prng, id: number): Uint8Array {
       );
     case 2:
       return prng.mutate(
-        join(
+        concatBytes(
           chunk(0),
           chunk(1),
           encodeFrame({ type: "result", id, body: { fires: 1, records: 1, bytes: 1 } }),
         ),
       );
     case 3:
-      return join(chunk(prng.pick([1, 2, 2 ** 32 - 1])), chunk(0));
+      return concatBytes(chunk(prng.pick([1, 2, 2 ** 32 - 1])), chunk(0));
     case 4:
       return encodeFrame(prng.pick<unknown>([
         { type: "result", id: id + 1, body: null },
@@ -958,18 +958,18 @@ function hostileAnswer(prng: Prng, id: number): Uint8Array {
     case 5: {
       const prefix = new Uint8Array(4);
       new DataView(prefix.buffer).setUint32(0, prng.pick([2 ** 23 + 1, 2 ** 32 - 1]));
-      return join(prefix, prng.bytes(64));
+      return concatBytes(prefix, prng.bytes(64));
     }
     case 6: {
       const head = encodeFrame({ type: "result", id, body: 0 });
-      const payload = join(
+      const payload = concatBytes(
         head.subarray(4, head.length - 1),
         new Uint8Array(prng.pick([1000, 50_000])).fill(0x91),
         new Uint8Array([0xc0]),
       );
       const prefix = new Uint8Array(4);
       new DataView(prefix.buffer).setUint32(0, payload.length);
-      return join(prefix, payload);
+      return concatBytes(prefix, payload);
     }
     case 7:
       return nearlyValidFrame(prng, id);
@@ -1070,7 +1070,7 @@ function claimingArrays(count: number, claim: number): Uint8Array {
   const header = new Uint8Array(5);
   header[0] = 0xdd;
   new DataView(header.buffer).setUint32(1, claim);
-  return join(...Array.from({ length: count }, () => header));
+  return concatBytes(...Array.from({ length: count }, () => header));
 }
 
 Deno.test({

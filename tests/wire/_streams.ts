@@ -19,17 +19,6 @@ export function chunkStream(
   return { stream, pulls: () => index };
 }
 
-/** Concatenates byte arrays. */
-export function concat(parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((sum, part) => sum + part.length, 0));
-  let offset = 0;
-  for (const part of parts) {
-    out.set(part, offset);
-    offset += part.length;
-  }
-  return out;
-}
-
 /** Splits `bytes` into chunks of `size` bytes (the last may be shorter). */
 export function split(bytes: Uint8Array, size: number): Uint8Array[] {
   const chunks: Uint8Array[] = [];

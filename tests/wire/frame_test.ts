@@ -7,7 +7,8 @@ import {
   FrameReader,
   MAX_FRAME_BYTES,
 } from "../../wire/frame.ts";
-import { chunkStream, concat, rawFrame, split } from "./_streams.ts";
+import { concatBytes } from "../../wire/bytes.ts";
+import { chunkStream, rawFrame, split } from "./_streams.ts";
 
 const SAMPLES: [string, unknown][] = [
   ["a map with strings and small integers", { type: "ping", id: 1, n: -5 }],
@@ -60,7 +61,7 @@ Deno.test("FrameReader round-trips values through encodeFrame", async (t) => {
 
 Deno.test("FrameReader reads frames delivered one byte at a time", async () => {
   const values = SAMPLES.map(([, value]) => value);
-  const bytes = concat(values.map((value) => encodeFrame(value)));
+  const bytes = concatBytes(...values.map((value) => encodeFrame(value)));
   const reader = new FrameReader(chunkStream(split(bytes, 1)).stream);
   assert.deepEqual(await readAll(reader), values);
   assert.equal(reader.bytesRead, bytes.length);
@@ -69,7 +70,7 @@ Deno.test("FrameReader reads frames delivered one byte at a time", async () => {
 
 Deno.test("FrameReader reads frames split at arbitrary chunk boundaries", async (t) => {
   const values = SAMPLES.map(([, value]) => value);
-  const bytes = concat(values.map((value) => encodeFrame(value)));
+  const bytes = concatBytes(...values.map((value) => encodeFrame(value)));
   let seed = 12345;
   const random = () => (seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648;
   for (let round = 0; round < 20; round++) {
@@ -88,7 +89,9 @@ Deno.test("FrameReader reads frames split at arbitrary chunk boundaries", async 
 
 Deno.test("FrameReader reads several frames from one chunk", async () => {
   const values = [{ a: 1 }, { b: new Uint8Array([7]) }, "three"];
-  const reader = new FrameReader(chunkStream([concat(values.map((v) => encodeFrame(v)))]).stream);
+  const reader = new FrameReader(
+    chunkStream([concatBytes(...values.map((v) => encodeFrame(v)))]).stream,
+  );
   assert.deepEqual(await readAll(reader), values);
 });
 
@@ -105,7 +108,7 @@ Deno.test("FrameReader assembles a large frame spread over many chunks", async (
 
 Deno.test("FrameReader handles many small frames in many small chunks in linear time", async () => {
   const count = 20000;
-  const bytes = concat(Array.from({ length: count }, (_, i) => encodeFrame({ i })));
+  const bytes = concatBytes(...Array.from({ length: count }, (_, i) => encodeFrame({ i })));
   const reader = new FrameReader(chunkStream(split(bytes, 3)).stream);
   const started = performance.now();
   const values = await readAll(reader);
@@ -145,7 +148,7 @@ Deno.test("FrameReader rejects a frame truncated by the end of the stream", asyn
     );
   });
   await t.step("after a complete frame", async () => {
-    const bytes = concat([encodeFrame("ok"), rawFrame(new Uint8Array(8)).subarray(0, 6)]);
+    const bytes = concatBytes(encodeFrame("ok"), rawFrame(new Uint8Array(8)).subarray(0, 6));
     const reader = new FrameReader(chunkStream([bytes]).stream);
     assert.equal(await reader.next(), "ok");
     await rejectsWith(
@@ -262,7 +265,7 @@ function byteReader(
 
 Deno.test("FrameReader reads frames from a byte reader (a Deno.Conn or SecureStream)", async (t) => {
   const values = ["small", { n: 1n << 60n }, new Uint8Array(200_000).fill(9), [1, 2, 3], null];
-  const bytes = concat(values.map((value) => encodeFrame(value)));
+  const bytes = concatBytes(...values.map((value) => encodeFrame(value)));
   for (const step of [1, 7, 4096, 70_000, 1 << 20]) {
     await t.step(`${step} bytes per read`, async () => {
       const reader = new FrameReader(byteReader(bytes, step));
@@ -275,7 +278,7 @@ Deno.test("FrameReader reads frames from a byte reader (a Deno.Conn or SecureStr
 
 Deno.test("FrameReader keeps decoded views valid while it reads more from a byte reader", async () => {
   const frames = Array.from({ length: 500 }, (_, i) => encodeFrame(new Uint8Array(100).fill(i)));
-  const reader = new FrameReader(byteReader(concat(frames), 3000));
+  const reader = new FrameReader(byteReader(concatBytes(...frames), 3000));
   const kept: Uint8Array[] = [];
   for (let i = 0; i < frames.length; i++) kept.push((await reader.next()) as Uint8Array);
   kept.forEach((view, i) => assert.deepEqual(view, new Uint8Array(100).fill(i)));

@@ -8,6 +8,8 @@
  * @module
  */
 
+import { concatBytes } from "../bytes.ts";
+
 /** A raw 32-byte key pair (X25519 or Ed25519). */
 export interface KeyPair {
   /** The 32-byte public key. */
@@ -55,25 +57,6 @@ export function fromBase64(text: string): Uint8Array<ArrayBuffer> | null {
   return Uint8Array.from(binary, (c) => c.charCodeAt(0));
 }
 
-/** Concatenates byte arrays into a new array. */
-export function concat(...parts: Uint8Array[]): Uint8Array<ArrayBuffer> {
-  const out = new Uint8Array(parts.reduce((sum, part) => sum + part.length, 0));
-  let offset = 0;
-  for (const part of parts) {
-    out.set(part, offset);
-    offset += part.length;
-  }
-  return out;
-}
-
-/** Whether two byte arrays are equal; time depends only on the lengths. */
-export function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
-  if (a.length !== b.length) return false;
-  let diff = 0;
-  for (let i = 0; i < a.length; i++) diff |= a[i]! ^ b[i]!;
-  return diff === 0;
-}
-
 /** `bytes` typed over an `ArrayBuffer` (as WebCrypto wants), copied only when needed. */
 export function buffer(bytes: Uint8Array): Uint8Array<ArrayBuffer> {
   return bytes.buffer instanceof ArrayBuffer
@@ -96,7 +79,7 @@ async function importPrivate(
   checkLength(privateKey, `${algorithm} private key`);
   return await crypto.subtle.importKey(
     "pkcs8",
-    concat(prefix, privateKey),
+    concatBytes(prefix, privateKey),
     { name: algorithm },
     true,
     usages,

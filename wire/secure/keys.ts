@@ -23,10 +23,10 @@
  * @module
  */
 
+import { equalBytes } from "../bytes.ts";
 import { join } from "node:path";
 import {
   ed25519PublicKey,
-  equalBytes,
   fromBase64,
   generateEd25519KeyPair,
   generateX25519KeyPair,

@@ -40,14 +40,8 @@
  */
 
 import { importKey, openAsync, openSync, sealAsync, sealSync, SYNC_MAX_BYTES } from "./_aes_gcm.ts";
-import {
-  buffer,
-  concat,
-  generateX25519KeyPair,
-  type KeyPair,
-  x25519,
-  x25519PublicKey,
-} from "./_crypto.ts";
+import { concatBytes } from "../bytes.ts";
+import { buffer, generateX25519KeyPair, type KeyPair, x25519, x25519PublicKey } from "./_crypto.ts";
 
 export type { KeyPair } from "./_crypto.ts";
 
@@ -153,9 +147,9 @@ async function hkdf(
 ): Promise<Uint8Array[]> {
   const tempKey = await hmacSha256(chainingKey, inputKeyMaterial);
   const output1 = await hmacSha256(tempKey, new Uint8Array([0x01]));
-  const output2 = await hmacSha256(tempKey, concat(output1, new Uint8Array([0x02])));
+  const output2 = await hmacSha256(tempKey, concatBytes(output1, new Uint8Array([0x02])));
   if (outputs === 2) return [output1, output2];
-  const output3 = await hmacSha256(tempKey, concat(output2, new Uint8Array([0x03])));
+  const output3 = await hmacSha256(tempKey, concatBytes(output2, new Uint8Array([0x03])));
   return [output1, output2, output3];
 }
 
@@ -402,7 +396,7 @@ export class SymmetricState {
 
   /** MixHash(data): h = HASH(h || data). */
   async mixHash(data: Uint8Array): Promise<void> {
-    this.#h = await sha256(concat(this.#h, data));
+    this.#h = await sha256(concatBytes(this.#h, data));
   }
 
   /** The handshake hash h (a copy); after the handshake, a channel binding value. */
@@ -582,7 +576,7 @@ export class HandshakeState {
         }
       }
       parts.push(await this.#symmetric.encryptAndHash(payload));
-      const message = concat(...parts);
+      const message = concatBytes(...parts);
       if (message.length > MAX_MESSAGE_BYTES) {
         throw new NoiseError(
           "bad_message",

@@ -16,7 +16,8 @@
  * @module
  */
 
-import { concat, ed25519Sign, ed25519Verify, type KeyPair, toBase64 } from "./_crypto.ts";
+import { concatBytes } from "../bytes.ts";
+import { ed25519Sign, ed25519Verify, type KeyPair, toBase64 } from "./_crypto.ts";
 
 /** The domain-separation prefix of object signatures. */
 export const OBJECT_SIGNATURE_DOMAIN = "ebpfmonitor-bpf-object-v1\0";
@@ -34,7 +35,7 @@ export class SignatureError extends Error {
 }
 
 async function objectDigest(bytes: Uint8Array): Promise<Uint8Array> {
-  const message = concat(new TextEncoder().encode(OBJECT_SIGNATURE_DOMAIN), bytes);
+  const message = concatBytes(new TextEncoder().encode(OBJECT_SIGNATURE_DOMAIN), bytes);
   return new Uint8Array(await crypto.subtle.digest("SHA-256", message));
 }
 
