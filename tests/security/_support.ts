@@ -7,6 +7,7 @@
  * @module
  */
 import { concatBytes } from "../../wire/bytes.ts";
+import { startSleepers } from "../../ids/cli/workload.ts";
 import {
   generateIdentity,
   type Identity,
@@ -555,16 +556,6 @@ export async function withAgent<T>(
   }
 }
 
-/** Whether process `pid` exists (a zombie included). */
-function exists(pid: number): boolean {
-  try {
-    Deno.statSync(`/proc/${pid}`);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 /** Whether process `pid` is alive (and not a zombie). */
 export function isAlive(pid: number): boolean {
   try {
@@ -654,59 +645,10 @@ export interface Sleepers {
   [Symbol.asyncDispose](): Promise<void>;
 }
 
-/**
- * Starts `count` idle processes at once: one perl process forks them (a fork without exec is
- * the cheapest new task here). They are ended by pid, and exit by themselves after 5 minutes.
- */
+/** Starts `count` idle processes at once (ids/cli/workload.ts), ended by pid on dispose. */
 export async function startManySleepers(count: number): Promise<Sleepers> {
-  const parent = new Deno.Command("perl", {
-    args: [
-      "-e",
-      `$| = 1; for (1..${count}) { my $p = fork(); die "fork: $!" unless defined $p; ` +
-      `if ($p == 0) { sleep 300; exit 0 } print "$p\\n" } print "ready\\n"; sleep 300;`,
-    ],
-    stdin: "null",
-    stdout: "piped",
-    stderr: "null",
-  }).spawn();
-  const pids: number[] = [];
-  const stop = async () => {
-    try {
-      parent.kill("SIGKILL");
-    } catch {
-      // already gone
-    }
-    for (const pid of pids) {
-      try {
-        Deno.kill(pid, "SIGKILL");
-      } catch {
-        // already gone
-      }
-    }
-    await parent.status;
-    await parent.stdout.cancel().catch(() => {});
-    // The orphans are reaped by init: wait until they have left the task list.
-    const until = Date.now() + 10_000;
-    while (pids.some(exists) && Date.now() < until) await sleep(50);
-  };
-  try {
-    const reader = parent.stdout.pipeThrough(new TextDecoderStream()).getReader();
-    let text = "";
-    for (;;) {
-      const lines = text.split("\n");
-      text = lines.pop()!;
-      for (const line of lines) if (/^\d+$/.test(line)) pids.push(Number(line));
-      if (lines.includes("ready")) break;
-      const { value, done } = await deadline(reader.read(), 120_000, "starting sleepers");
-      if (done) throw new Error(`The sleeper parent exited after ${pids.length} of ${count}`);
-      text += value;
-    }
-    reader.releaseLock();
-    return { pids, [Symbol.asyncDispose]: stop };
-  } catch (error) {
-    await stop();
-    throw error;
-  }
+  const workload = await startSleepers(count);
+  return { pids: workload.pids, [Symbol.asyncDispose]: workload.stop };
 }
 
 // --- bpftool ---------------------------------------------------------------------------------
