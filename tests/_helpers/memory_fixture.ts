@@ -10,20 +10,10 @@ import { PageCache } from "../../ids/memory/page_cache.ts";
 import { Btf } from "../../ids/profile/btf.ts";
 import { Kallsyms } from "../../ids/profile/kallsyms.ts";
 import { KernelProfile } from "../../ids/profile/profile.ts";
+import type { ProcessInfo } from "../../ids/os/tasks.ts";
 
-/** A process as the fixture stores it (addresses as hex strings). */
-export interface FixtureProcess {
-  pid: number;
-  tgid: number;
-  ppid: number;
-  comm: string;
-  uid: number;
-  euid: number;
-  gid: number;
-  state: string;
-  kthread: boolean;
-  addr: string;
-}
+/** A process as the fixture stores it: a ProcessInfo with its address as a hex string. */
+export type FixtureProcess = Omit<ProcessInfo, "addr"> & { addr: string };
 
 /** A process as /proc showed it, before and after the walk (unchanged between). */
 export interface FixtureProcEntry {
