@@ -20,6 +20,7 @@ import { ps } from "./ids/cli/ps.ts";
 import { keygen } from "./ids/cli/keygen.ts";
 import { attest } from "./ids/cli/attest.ts";
 import { ping } from "./ids/cli/ping.ts";
+import { check } from "./ids/cli/check.ts";
 
 const connectHelp = "agent URL (tcp://host:port or vsock://cid:port); default: start an agent here";
 
@@ -72,6 +73,17 @@ export function program(setExit: (code: number) => void): Command {
     .addOption(fetchOption())
     .option("--json", "print JSON", false)
     .action(async (o) => setExit(await lsmod(o)));
+
+  withConnectOptions(ids.command("check"))
+    .description(
+      "check the guest for rootkits and policy violations (exit 0 clean, 1 alerts, 2 error)",
+    )
+    .option("--policy <file>", "policy file (JSON: allowed processes, modules, listening ports)")
+    .option("--baseline <file>", "report what is new since this baseline")
+    .option("--save-baseline <file>", "write the guest's baseline to this file instead of checking")
+    .addOption(fetchOption())
+    .option("--json", "print JSON", false)
+    .action(async (o) => setExit(await check(o)));
 
   withConnectOptions(ids.command("bench"))
     .description("compare fetch modes: acquire processes and modules, repeated")

@@ -119,8 +119,11 @@ export class Guest {
     }
   }
 
-  /** A memory layer over empty caches whose misses are page reads. */
-  #memory(): KernelMemory {
+  /**
+   * A memory layer over empty caches whose misses are page reads, for what the
+   * views do not read (the detectors' integrity checks).
+   */
+  memory(): KernelMemory {
     return new KernelMemory(
       new PageCache(this.profile.pageSize),
       new AgentPageSource(this.#programs),
@@ -157,7 +160,7 @@ export class Guest {
    */
   processes(mode: FetchMode, limit?: number): Promise<Acquired<ProcessInfo>> {
     return this.#measure(async () => {
-      const mem = this.#memory();
+      const mem = this.memory();
       let start = this.profile.initTask;
       // The list's anchor (init_task, pid 0) is walked but not listed: one more.
       const walkLimit = limit === undefined ? ALL : limit + 1;
@@ -181,7 +184,7 @@ export class Guest {
   /** Lists modules in `mode`; empty on a kernel without modules (see `profile.modulesNote`). */
   modules(mode: FetchMode): Promise<Acquired<ModuleInfo>> {
     return this.#measure(async () => {
-      const mem = this.#memory();
+      const mem = this.memory();
       const layout = this.profile.modules;
       if (mode === "bulk" && layout !== undefined) {
         await bulkWalk(this.#programs, mem.cache, "modules", layout.listHead);
@@ -202,7 +205,12 @@ export class Guest {
   }
 }
 
-function costSince(before: TrafficStats, after: TrafficStats, misses: number): AcquisitionCost {
+/** What the traffic between two readings of the client's counters cost. */
+export function costSince(
+  before: TrafficStats,
+  after: TrafficStats,
+  misses: number,
+): AcquisitionCost {
   return {
     roundTrips: after.roundTrips - before.roundTrips,
     bytes: after.bytesSent - before.bytesSent + after.bytesReceived - before.bytesReceived,

@@ -1,0 +1,79 @@
+/**
+ * One check of one guest: a snapshot of its views (task list, module list,
+ * sockets) taken in one fetch mode, every detector run on it, and the alerts,
+ * the detectors that could not run and the cost in one report.
+ *
+ * @example
+ * ```ts
+ * const report = await runChecks(guest, { policy: DEFAULT_POLICY });
+ * report.alerts; // [] on a clean guest
+ * ```
+ * @module
+ */
+import { costSince, type FetchMode, type Guest } from "../guest.ts";
+import { type Alert, type CheckReport, SEVERITIES, type Skipped } from "./alert.ts";
+import { baselineDetector } from "./baseline_drift.ts";
+import { type Detector, type DetectorConfig, DetectorSkipped, type Snapshot } from "./detector.ts";
+import { policyDetector } from "./policy_violation.ts";
+
+/** Every detector, in the order they run. */
+export const DETECTORS: readonly Detector[] = [
+  policyDetector,
+  baselineDetector,
+];
+
+/** How a check runs. */
+export interface CheckOptions {
+  /** Fetch mode of the views (default `bulk`: one request each). */
+  mode?: FetchMode;
+  /** The detectors to run (default all). */
+  detectors?: readonly Detector[];
+}
+
+/** Takes the snapshot the detectors share. */
+export async function takeSnapshot(guest: Guest, mode: FetchMode = "bulk"): Promise<Snapshot> {
+  const processes = (await guest.processes(mode)).items;
+  const modules = (await guest.modules(mode)).items;
+  const first = processes[0];
+  if (first === undefined) throw new Error("The guest's task list is empty");
+  return {
+    profile: guest.profile,
+    mem: guest.memory(),
+    processes,
+    taskListStart: guest.profile.initTask ?? first.addr,
+    modules,
+    retakeProcesses: async () => (await guest.processes(mode)).items,
+  };
+}
+
+/** Runs the detectors on one snapshot of `guest`. */
+export async function runChecks(
+  guest: Guest,
+  config: DetectorConfig,
+  options: CheckOptions = {},
+): Promise<CheckReport> {
+  const started = performance.now();
+  const before = guest.client.stats;
+  const snapshot = await takeSnapshot(guest, options.mode);
+  const alerts: Alert[] = [];
+  const skipped: Skipped[] = [];
+  const ran: string[] = [];
+  for (const detector of options.detectors ?? DETECTORS) {
+    try {
+      alerts.push(...await detector.run(snapshot, config));
+      ran.push(detector.name);
+    } catch (error) {
+      if (!(error instanceof DetectorSkipped)) throw error;
+      skipped.push({ detector: detector.name, reason: error.message });
+    }
+  }
+  const rank = (a: Alert) => SEVERITIES.indexOf(a.severity);
+  alerts.sort((a, b) => rank(a) - rank(b));
+  return {
+    alerts,
+    skipped,
+    ran,
+    cost: costSince(before, guest.client.stats, snapshot.mem.misses),
+    durationMs: performance.now() - started,
+  };
+}
