@@ -51,6 +51,8 @@ export interface Acquired<T> {
   items: T[];
   /** The cost. */
   cost: AcquisitionCost;
+  /** The memory the view read (its caches), for further reads of the same snapshot. */
+  memory: KernelMemory;
 }
 
 /** Snapshots taken before a list that keeps changing under the walk is reported as broken. */
@@ -144,7 +146,7 @@ export class Guest {
     for (let attempt = 1;; attempt++) {
       try {
         const { items, mem } = await body();
-        return { items, cost: costSince(before, this.client.stats, mem.misses) };
+        return { items, cost: costSince(before, this.client.stats, mem.misses), memory: mem };
       } catch (error) {
         const torn = error instanceof ListWalkError || error instanceof WalkFault ||
           error instanceof MemoryFault;

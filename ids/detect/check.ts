@@ -15,9 +15,17 @@ import { type Alert, type CheckReport, SEVERITIES, type Skipped } from "./alert.
 import { baselineDetector } from "./baseline_drift.ts";
 import { type Detector, type DetectorConfig, DetectorSkipped, type Snapshot } from "./detector.ts";
 import { policyDetector } from "./policy_violation.ts";
+import { hiddenModuleDetector } from "./hidden_module.ts";
+import { syscallHookDetector } from "./syscall_hook.ts";
+import { hiddenProcessDetector } from "./hidden_process.ts";
+import { credentialsDetector } from "./credentials.ts";
 
 /** Every detector, in the order they run. */
 export const DETECTORS: readonly Detector[] = [
+  hiddenModuleDetector,
+  syscallHookDetector,
+  hiddenProcessDetector,
+  credentialsDetector,
   policyDetector,
   baselineDetector,
 ];
@@ -32,17 +40,19 @@ export interface CheckOptions {
 
 /** Takes the snapshot the detectors share. */
 export async function takeSnapshot(guest: Guest, mode: FetchMode = "bulk"): Promise<Snapshot> {
-  const processes = (await guest.processes(mode)).items;
+  const acquired = await guest.processes(mode);
+  const processes = acquired.items;
   const modules = (await guest.modules(mode)).items;
   const first = processes[0];
   if (first === undefined) throw new Error("The guest's task list is empty");
   return {
     profile: guest.profile,
-    mem: guest.memory(),
+    mem: acquired.memory,
     processes,
     taskListStart: guest.profile.initTask ?? first.addr,
     modules,
     retakeProcesses: async () => (await guest.processes(mode)).items,
+    retakeModules: async () => (await guest.modules(mode)).items,
   };
 }
 

@@ -33,6 +33,8 @@ export interface Snapshot {
   listening?: string[];
   /** Takes the task list again (to confirm a finding against a newer list). */
   retakeProcesses(): Promise<ProcessInfo[]>;
+  /** Takes the module list again. */
+  retakeModules(): Promise<ModuleInfo[]>;
 }
 
 /** What the operator configured. */

@@ -252,6 +252,26 @@ export class KernelProfile {
     if (!states) return undefined;
     return MODULE_STATE_NAMES.find((name) => states[name] === value);
   }
+
+  /**
+   * Offset and size of a member that the precomputed layouts do not hold, for
+   * views of less common structures (`xa_node.slots`, `kobject.entry`).
+   *
+   * @throws {ProfileError} when BTF has no such struct or member
+   */
+  member(struct: string, path: string): MemberLayout {
+    return new Layouts(this.btf).member(struct, path);
+  }
+
+  /** Whether BTF has that member (a kernel drift test, e.g. `pid.numbers`). */
+  hasMember(struct: string, path: string): boolean {
+    return this.btf.memberOf(struct, path) !== undefined;
+  }
+
+  /** Address of a data symbol (`init_pid_ns`); undefined without CONFIG_KALLSYMS_ALL. */
+  dataSymbol(name: string): bigint | undefined {
+    return this.kallsyms.lookup(name, { types: `${DATA_SYMBOL_TYPES}Rr` });
+  }
 }
 
 /** Member and size lookups that throw a {@link ProfileError} naming what is missing. */
