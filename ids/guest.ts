@@ -58,6 +58,16 @@ export interface Acquired<T> {
 /** Snapshots taken before a list that keeps changing under the walk is reported as broken. */
 export const SNAPSHOT_ATTEMPTS = 3;
 
+/**
+ * Whether `error` is what a walk over memory that changed under it meets: a
+ * list that loops or breaks, a pointer to memory that cannot be read. Taking
+ * the snapshot again is the answer; a structure that stays broken is reported.
+ */
+export function isTornSnapshot(error: unknown): boolean {
+  return error instanceof ListWalkError || error instanceof WalkFault ||
+    error instanceof MemoryFault;
+}
+
 /** Parses a fetch mode name. */
 export function parseFetchMode(text: string): FetchMode {
   if ((FETCH_MODES as readonly string[]).includes(text)) return text as FetchMode;
@@ -148,9 +158,7 @@ export class Guest {
         const { items, mem } = await body();
         return { items, cost: costSince(before, this.client.stats, mem.misses), memory: mem };
       } catch (error) {
-        const torn = error instanceof ListWalkError || error instanceof WalkFault ||
-          error instanceof MemoryFault;
-        if (!torn || attempt >= SNAPSHOT_ATTEMPTS) throw error;
+        if (!isTornSnapshot(error) || attempt >= SNAPSHOT_ATTEMPTS) throw error;
       }
     }
   }

@@ -10,7 +10,13 @@
  * ```
  * @module
  */
-import { costSince, type FetchMode, type Guest } from "../guest.ts";
+import {
+  costSince,
+  type FetchMode,
+  type Guest,
+  isTornSnapshot,
+  SNAPSHOT_ATTEMPTS,
+} from "../guest.ts";
 import { type Alert, type CheckReport, SEVERITIES, type Skipped } from "./alert.ts";
 import { baselineDetector } from "./baseline_drift.ts";
 import { type Detector, type DetectorConfig, DetectorSkipped, type Snapshot } from "./detector.ts";
@@ -69,12 +75,27 @@ export async function runChecks(
   const skipped: Skipped[] = [];
   const ran: string[] = [];
   for (const detector of options.detectors ?? DETECTORS) {
-    try {
-      alerts.push(...await detector.run(snapshot, config));
-      ran.push(detector.name);
-    } catch (error) {
-      if (!(error instanceof DetectorSkipped)) throw error;
-      skipped.push({ detector: detector.name, reason: error.message });
+    // A detector's reads are not atomic either: what it meets torn, it reads again.
+    for (let attempt = 1;; attempt++) {
+      try {
+        alerts.push(...await detector.run(snapshot, config));
+        ran.push(detector.name);
+      } catch (error) {
+        if (error instanceof DetectorSkipped) {
+          skipped.push({ detector: detector.name, reason: error.message });
+        } else if (isTornSnapshot(error) && attempt < SNAPSHOT_ATTEMPTS) {
+          snapshot.mem.forget();
+          continue;
+        } else if (isTornSnapshot(error)) {
+          skipped.push({
+            detector: detector.name,
+            reason: `no consistent read in ${SNAPSHOT_ATTEMPTS} attempts: ${
+              (error as Error).message
+            }`,
+          });
+        } else throw error;
+      }
+      break;
     }
   }
   const rank = (a: Alert) => SEVERITIES.indexOf(a.severity);

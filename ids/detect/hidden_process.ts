@@ -37,7 +37,7 @@ export const hiddenProcessDetector: Detector = {
     if (first.size === 0) return [];
     // Confirm with a fresh task list and a fresh IDR.
     const retaken = new Set((await snapshot.retakeProcesses()).map((p) => p.addr));
-    mem.cache.clear();
+    mem.forget();
     const confirmed = await candidates(retaken);
     const alerts: Alert[] = [];
     for (const [leader, nr] of confirmed) {

@@ -9,6 +9,7 @@
  */
 import type { MemoryReader } from "../memory/memory.ts";
 import type { KernelProfile } from "../profile/profile.ts";
+import { isKernelAddress, ListWalkError } from "./list.ts";
 import { listXarray } from "./xarray.ts";
 
 /** One allocated pid. */
@@ -50,6 +51,9 @@ export async function listPids(
   const entries = await listXarray(mem, profile, namespace + idr + rt);
   const pids: PidEntry[] = [];
   for (const { index, entry } of entries) {
+    if (!isKernelAddress(entry)) {
+      throw new ListWalkError("pid IDR", entry, `pid ${index} is not a kernel pointer`);
+    }
     const node = await mem.u64(entry + first);
     pids.push({ nr: Number(index) + base, pid: entry, task: node === 0n ? 0n : node - link });
   }
