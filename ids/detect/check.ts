@@ -59,6 +59,7 @@ export async function takeSnapshot(guest: Guest, mode: FetchMode = "bulk"): Prom
     modules,
     retakeProcesses: async () => (await guest.processes(mode)).items,
     retakeModules: async () => (await guest.modules(mode)).items,
+    freshMemory: () => guest.memory(),
   };
 }
 

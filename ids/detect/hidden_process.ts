@@ -11,7 +11,7 @@
  *
  * @module
  */
-import { initPidNamespace, listPids } from "../os/pids.ts";
+import { findPid, initPidNamespace, listPids } from "../os/pids.ts";
 import { readTask } from "../os/tasks.ts";
 import { type Alert, hex } from "./alert.ts";
 import type { Detector } from "./detector.ts";
@@ -24,25 +24,25 @@ export const hiddenProcessDetector: Detector = {
     const { profile, mem } = snapshot;
     const leaderOffset = BigInt(profile.tasks.group_leader.offset);
     const namespace = await initPidNamespace(mem, profile, snapshot.taskListStart);
-    const candidates = async (listed: ReadonlySet<bigint>) => {
-      const found = new Map<bigint, number>();
-      for (const entry of await listPids(mem, profile, namespace)) {
-        if (entry.task === 0n) continue;
-        const leader = await mem.u64(entry.task + leaderOffset);
-        if (!listed.has(leader)) found.set(leader, entry.nr);
-      }
-      return found;
-    };
-    const first = await candidates(new Set(snapshot.processes.map((p) => p.addr)));
-    if (first.size === 0) return [];
-    // Confirm with a fresh task list and a fresh IDR.
+    const listed = new Set(snapshot.processes.map((p) => p.addr));
+    // Thread-group leaders whose pid is allocated, by the pid number that led to them.
+    const candidates = new Map<bigint, number>();
+    for (const entry of await listPids(mem, profile, namespace)) {
+      if (entry.task === 0n || listed.has(entry.task)) continue;
+      const leader = await mem.u64(entry.task + leaderOffset); // a thread: its group's leader
+      if (!listed.has(leader) && !candidates.has(leader)) candidates.set(leader, entry.nr);
+    }
+    if (candidates.size === 0) return [];
+    // Confirm each against a task list taken now and its pid looked up anew.
     const retaken = new Set((await snapshot.retakeProcesses()).map((p) => p.addr));
-    mem.forget();
-    const confirmed = await candidates(retaken);
+    const fresh = snapshot.freshMemory();
     const alerts: Alert[] = [];
-    for (const [leader, nr] of confirmed) {
-      if (!first.has(leader)) continue;
-      const task = await readTask(mem, profile, leader);
+    for (const [leader, nr] of candidates) {
+      if (retaken.has(leader)) continue; // started between the two reads
+      const entry = await findPid(fresh, profile, namespace, nr);
+      if (entry === undefined || entry.task === 0n) continue; // ended meanwhile
+      if (await fresh.u64(entry.task + leaderOffset) !== leader) continue; // pid reused
+      const task = await readTask(fresh, profile, leader);
       alerts.push({
         detector: "hidden_process",
         severity: "critical",

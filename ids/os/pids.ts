@@ -10,7 +10,7 @@
 import type { MemoryReader } from "../memory/memory.ts";
 import type { KernelProfile } from "../profile/profile.ts";
 import { isKernelAddress, ListWalkError } from "./list.ts";
-import { listXarray } from "./xarray.ts";
+import { listXarray, loadXarray } from "./xarray.ts";
 
 /** One allocated pid. */
 export interface PidEntry {
@@ -46,16 +46,39 @@ export async function listPids(
   const idr = BigInt(profile.member("pid_namespace", "idr").offset);
   const rt = BigInt(profile.member("idr", "idr_rt").offset);
   const base = await mem.u32(namespace + idr + BigInt(profile.member("idr", "idr_base").offset));
-  const first = BigInt(profile.member("pid", "tasks[0].first").offset);
-  const link = BigInt(profile.member("task_struct", "pid_links[0]").offset);
   const entries = await listXarray(mem, profile, namespace + idr + rt);
   const pids: PidEntry[] = [];
   for (const { index, entry } of entries) {
-    if (!isKernelAddress(entry)) {
-      throw new ListWalkError("pid IDR", entry, `pid ${index} is not a kernel pointer`);
-    }
-    const node = await mem.u64(entry + first);
-    pids.push({ nr: Number(index) + base, pid: entry, task: node === 0n ? 0n : node - link });
+    pids.push(await pidEntry(mem, profile, Number(index) + base, entry));
   }
   return pids;
+}
+
+/** Looks up one pid number in the namespace at `namespace` (`find_pid_ns()`). */
+export async function findPid(
+  mem: MemoryReader,
+  profile: KernelProfile,
+  namespace: bigint,
+  nr: number,
+): Promise<PidEntry | undefined> {
+  const idr = namespace + BigInt(profile.member("pid_namespace", "idr").offset);
+  const base = await mem.u32(idr + BigInt(profile.member("idr", "idr_base").offset));
+  const rt = idr + BigInt(profile.member("idr", "idr_rt").offset);
+  const entry = await loadXarray(mem, profile, rt, BigInt(nr - base));
+  return entry === undefined ? undefined : await pidEntry(mem, profile, nr, entry);
+}
+
+async function pidEntry(
+  mem: MemoryReader,
+  profile: KernelProfile,
+  nr: number,
+  entry: bigint,
+): Promise<PidEntry> {
+  if (!isKernelAddress(entry)) {
+    throw new ListWalkError("pid IDR", entry, `pid ${nr} is not a kernel pointer`);
+  }
+  const first = BigInt(profile.member("pid", "tasks[0].first").offset);
+  const link = BigInt(profile.member("task_struct", "pid_links[0]").offset);
+  const node = await mem.u64(entry + first);
+  return { nr, pid: entry, task: node === 0n ? 0n : node - link };
 }

@@ -69,3 +69,27 @@ export async function listXarray(
   await visit(head - 2n, 0n);
   return found;
 }
+
+/** The entry at `index` of the xarray at `xarray` (what `xa_load()` returns); undefined if none. */
+export async function loadXarray(
+  mem: MemoryReader,
+  profile: KernelProfile,
+  xarray: bigint,
+  index: bigint,
+): Promise<bigint | undefined> {
+  const shiftOffset = BigInt(profile.member("xa_node", "shift").offset);
+  const slots = BigInt(profile.member("xa_node", "slots").offset);
+  let entry = await mem.u64(xarray + BigInt(profile.member("xarray", "xa_head").offset));
+  if (isNode(entry)) {
+    const top = BigInt((await mem.read(entry - 2n + shiftOffset, 1))[0]!);
+    if (index >> (top + BigInt(CHUNK_SHIFT)) !== 0n) return undefined;
+  } else if (index !== 0n) return undefined;
+  for (let depth = 0; isNode(entry); depth++) {
+    if (depth > 64 / CHUNK_SHIFT + 1) throw new ListWalkError("xarray", xarray, "too deep");
+    const node = entry - 2n;
+    const shift = BigInt((await mem.read(node + shiftOffset, 1))[0]!);
+    const slot = (index >> shift) & ((1n << BigInt(CHUNK_SHIFT)) - 1n);
+    entry = await mem.u64(node + slots + slot * 8n);
+  }
+  return entry === 0n || isInternal(entry) ? undefined : entry;
+}

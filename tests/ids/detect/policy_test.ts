@@ -43,6 +43,7 @@ function snapshot(
     listening,
     retakeProcesses: fail,
     retakeModules: fail,
+    freshMemory: () => undefined as never,
   };
 }
 
