@@ -24,6 +24,16 @@ import { KernelProfile } from "./profile/profile.ts";
 import { listModules, type ModuleInfo } from "./os/modules.ts";
 import { listTasks, type ProcessInfo } from "./os/tasks.ts";
 import { moduleCapturePlan, taskCapturePlan } from "./os/plans.ts";
+import { hashWalk, type HashWalkSpec } from "./memory/hash.ts";
+import {
+  findInit,
+  findSocketTables,
+  listSockets,
+  type SocketInfo,
+  socketInfo,
+  socketSpan,
+  type SocketTables,
+} from "./os/sockets.ts";
 
 /**
  * How the memory cache is filled: `page`, one round trip per page (the
@@ -71,6 +81,8 @@ export class Guest {
   readonly #programs: ProgramSet;
   /** The views' capture plans for this kernel (for `fields` mode). */
   readonly #plans: { tasks: CapturePlan; modules: CapturePlan | undefined };
+  /** The initial network namespace's socket tables, found on first use. */
+  #socketTables: SocketTables | undefined;
 
   private constructor(
     client: AgentClient,
@@ -111,7 +123,13 @@ export class Guest {
         tasks: await taskCapturePlan(profile),
         modules: await moduleCapturePlan(profile),
       });
-      await guest.#programs.preload(["read_page", "walk_tasks", "walk_modules", "walk_plan"]);
+      await guest.#programs.preload([
+        "read_page",
+        "walk_tasks",
+        "walk_modules",
+        "walk_plan",
+        "walk_hash",
+      ]);
       return guest;
     } catch (error) {
       client.close();
@@ -194,6 +212,60 @@ export class Guest {
       }
       return { items: await listModules(mem, this.profile), mem };
     });
+  }
+
+  /**
+   * Lists the TCP and UDP sockets (IPv4 and IPv6) of the guest's initial
+   * network namespace in `mode`, as its /proc/net/{tcp,tcp6,udp,udp6} shows
+   * them. Empty when the kernel's socket tables are unknown (see
+   * `profile.socketsNote`). The tables are found once per guest, from pid 1's
+   * network namespace (that acquisition's cost includes it); every
+   * acquisition reads the tables and sockets afresh.
+   */
+  sockets(mode: FetchMode): Promise<Acquired<SocketInfo>> {
+    return this.#measure(async () => {
+      const mem = this.#memory();
+      if (this.profile.sockets === undefined) return { items: [], mem };
+      const tables = this.#socketTables ??= await this.#findSocketTables(mem);
+      if (mode === "bulk" || mode === "fields") {
+        await hashWalk(this.#programs, mem, this.#socketWalk(tables));
+      }
+      const items = await listSockets(mem, this.profile, tables);
+      return { items: items.map(socketInfo), mem };
+    });
+  }
+
+  async #findSocketTables(mem: KernelMemory): Promise<SocketTables> {
+    const agent = (await bulkWalk(this.#programs, mem.cache, "tasks", 0n, 0)).start;
+    const init = await findInit(mem, this.profile, agent);
+    return await findSocketTables(mem, this.profile, init);
+  }
+
+  /** What the hash walker fetches of the socket tables: the sockets, their inodes and listeners. */
+  #socketWalk(tables: SocketTables): HashWalkSpec {
+    const l = this.profile.sockets!;
+    const TIME_WAIT = 6;
+    const NEW_SYN_RECV = 12;
+    return {
+      tables: [tables.tcpListen, tables.tcpEstablished, ...(tables.udp ? [tables.udp] : [])],
+      span: socketSpan(this.profile),
+      follows: [
+        // sk_socket -> the socket's inode number, of full sockets only.
+        {
+          pointer: l.sk_socket.offset,
+          guard: l.skc_state.offset,
+          mask: ~((1 << TIME_WAIT) | (1 << NEW_SYN_RECV)),
+          span: l.socketIno.offset + l.socketIno.size,
+        },
+        // rsk_listener -> the listener's uid, of request sockets only.
+        {
+          pointer: l.rsk_listener.offset,
+          guard: l.skc_state.offset,
+          mask: 1 << NEW_SYN_RECV,
+          span: l.sk_uid.offset + l.sk_uid.size,
+        },
+      ],
+    };
   }
 
   /** Closes the agent connection. */
