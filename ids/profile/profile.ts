@@ -484,7 +484,6 @@ function moduleMemoryLayout(layouts: Layouts): ModuleMemoryLayout {
  * /proc/net/{tcp,udp} iterators.
  */
 function socketLayout(layouts: Layouts, kallsyms: Kallsyms): SocketLayout {
-  const btf = layouts.btf;
   const optional = (struct: string, path: string) =>
     layouts.has(struct, path) ? layouts.member(struct, path) : undefined;
   const skc = (path: string) => layouts.member("sock_common", path);

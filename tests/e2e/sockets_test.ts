@@ -1,0 +1,117 @@
+// End to end (needs root: real eBPF): the IDS's socket list, read from the kernel's socket hash
+// tables through a real agent in every fetch mode, against /proc/net/{tcp,tcp6,udp,udp6} read
+// at the same time. The test opens its own TCP and UDP sockets, IPv4 and IPv6, listening and
+// connected, so that there is something to see; those must be found with exact fields.
+import assert from "node:assert/strict";
+import dgram from "node:dgram";
+import { FETCH_MODES } from "../../ids/guest.ts";
+import type { SocketInfo } from "../../ids/os/sockets.ts";
+import { IS_ROOT, withGuest } from "../_helpers/agent.ts";
+import { readProcNet, socketKey } from "../_helpers/proc_net.ts";
+
+/** The test's own sockets: TCP listeners and connections, UDP bound and connected; v4 and v6. */
+async function openSockets() {
+  const closers: (() => void | Promise<void>)[] = [];
+  const ports: number[] = [];
+  try {
+    for (const hostname of ["127.0.0.1", "::1"]) {
+      const listener = Deno.listen({ hostname, port: 0 });
+      closers.push(() => listener.close());
+      const client = await Deno.connect({ hostname, port: listener.addr.port });
+      closers.push(() => client.close());
+      const server = await listener.accept();
+      closers.push(() => server.close());
+      ports.push(listener.addr.port, (client.localAddr as Deno.NetAddr).port);
+
+      const type = hostname === "::1" ? "udp6" : "udp4";
+      const bound = dgram.createSocket(type);
+      closers.push(() => new Promise<void>((done) => bound.close(() => done())));
+      await new Promise<void>((done) => bound.bind(0, hostname, done));
+      const connected = dgram.createSocket(type);
+      closers.push(() => new Promise<void>((done) => connected.close(() => done())));
+      await new Promise<void>((done) => connected.bind(0, hostname, done));
+      await new Promise<void>((done) => connected.connect(bound.address().port, hostname, done));
+      ports.push(bound.address().port, connected.address().port);
+    }
+  } catch (error) {
+    for (const close of closers.reverse()) await close();
+    throw error;
+  }
+  return {
+    ports: new Set(ports),
+    close: async () => {
+      for (const close of closers.reverse()) await close();
+    },
+  };
+}
+
+Deno.test({
+  name: "sockets in every fetch mode equal /proc/net for every stable socket, ours exactly (root)",
+  ignore: !IS_ROOT,
+  fn: () =>
+    withGuest(async (guest) => {
+      const own = await openSockets();
+      try {
+        const isOwn = (s: SocketInfo) =>
+          own.ports.has(s.local_port) && s.local_addr.match(/^(127\.0\.0\.1|::1)$/);
+        for (const mode of FETCH_MODES) {
+          const before = await readProcNet();
+          const acquired = await guest.sockets(mode);
+          const after = await readProcNet();
+          const afterKeys = new Set(after.map(socketKey));
+          const stable = before.filter((s) => afterKeys.has(socketKey(s)));
+          const seen = new Set(acquired.items.map(socketKey));
+          const mine = stable.filter(isOwn);
+          // Per address: a TCP listener, both ends of a connection, a bound and a connected UDP socket.
+          assert.equal(
+            mine.length,
+            10,
+            `${mode}: /proc/net shows ${mine.length} of our 10 sockets`,
+          );
+          for (const s of stable) {
+            assert.ok(
+              seen.has(socketKey(s)),
+              `${mode}: ${socketKey(s)} is in /proc/net, not in the view`,
+            );
+          }
+          const listed = new Set([...before, ...after].map(socketKey));
+          for (const s of acquired.items.filter((s) => s.state === "LISTEN")) {
+            assert.ok(
+              listed.has(socketKey(s)),
+              `${mode}: listener ${socketKey(s)} is not in /proc/net`,
+            );
+          }
+          assert.equal(seen.size, acquired.items.length, `${mode}: a socket is listed twice`);
+          for (const s of acquired.items.filter(isOwn)) {
+            assert.ok(s.inode > 0, `${mode}: our socket ${socketKey(s)} has no inode`);
+          }
+        }
+      } finally {
+        await own.close();
+      }
+    }),
+});
+
+Deno.test({
+  name:
+    "sockets in bulk mode take one request once the tables are found, and no page misses (root)",
+  ignore: !IS_ROOT,
+  fn: () =>
+    withGuest(async (guest) => {
+      const own = await openSockets();
+      try {
+        await guest.sockets("bulk"); // finds the tables
+        const bulk = await guest.sockets("bulk");
+        const page = await guest.sockets("page");
+        assert.equal(bulk.cost.roundTrips, 1);
+        assert.equal(bulk.cost.misses, 0);
+        assert.ok(page.cost.roundTrips > 1);
+        assert.ok(
+          bulk.cost.bytes < page.cost.bytes,
+          `bulk ${bulk.cost.bytes} bytes, page ${page.cost.bytes}`,
+        );
+      } finally {
+        await own.close();
+      }
+    }),
+});
