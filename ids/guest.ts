@@ -24,15 +24,15 @@ import { KernelProfile } from "./profile/profile.ts";
 import { listModules, type ModuleInfo } from "./os/modules.ts";
 import { listTasks, type ProcessInfo } from "./os/tasks.ts";
 import { moduleCapturePlan, taskCapturePlan } from "./os/plans.ts";
-import { hashWalk, type HashWalkSpec } from "./memory/hash.ts";
+import { hashWalk } from "./memory/hash.ts";
 import {
   findInit,
   findSocketTables,
   listSockets,
   type SocketInfo,
   socketInfo,
-  socketSpan,
   type SocketTables,
+  socketWalkSpec,
 } from "./os/sockets.ts";
 
 /**
@@ -228,44 +228,26 @@ export class Guest {
       if (this.profile.sockets === undefined) return { items: [], mem };
       const tables = this.#socketTables ??= await this.#findSocketTables(mem);
       if (mode === "bulk" || mode === "fields") {
-        await hashWalk(this.#programs, mem, this.#socketWalk(tables));
+        await hashWalk(this.#programs, mem, socketWalkSpec(this.profile, tables));
       }
       const items = await listSockets(mem, this.profile, tables);
       return { items: items.map(socketInfo), mem };
     });
   }
 
+  /**
+   * The initial network namespace's socket tables (found on first use, from
+   * pid 1's `nsproxy->net_ns`); undefined when the kernel's are unknown.
+   */
+  async socketTables(): Promise<SocketTables | undefined> {
+    if (this.profile.sockets === undefined) return undefined;
+    return this.#socketTables ??= await this.#findSocketTables(this.#memory());
+  }
+
   async #findSocketTables(mem: KernelMemory): Promise<SocketTables> {
     const agent = (await bulkWalk(this.#programs, mem.cache, "tasks", 0n, 0)).start;
     const init = await findInit(mem, this.profile, agent);
     return await findSocketTables(mem, this.profile, init);
-  }
-
-  /** What the hash walker fetches of the socket tables: the sockets, their inodes and listeners. */
-  #socketWalk(tables: SocketTables): HashWalkSpec {
-    const l = this.profile.sockets!;
-    const TIME_WAIT = 6;
-    const NEW_SYN_RECV = 12;
-    return {
-      tables: [tables.tcpListen, tables.tcpEstablished, ...(tables.udp ? [tables.udp] : [])],
-      span: socketSpan(this.profile),
-      follows: [
-        // sk_socket -> the socket's inode number, of full sockets only.
-        {
-          pointer: l.sk_socket.offset,
-          guard: l.skc_state.offset,
-          mask: ~((1 << TIME_WAIT) | (1 << NEW_SYN_RECV)),
-          span: l.socketIno.offset + l.socketIno.size,
-        },
-        // rsk_listener -> the listener's uid, of request sockets only.
-        {
-          pointer: l.rsk_listener.offset,
-          guard: l.skc_state.offset,
-          mask: 1 << NEW_SYN_RECV,
-          span: l.sk_uid.offset + l.sk_uid.size,
-        },
-      ],
-    };
   }
 
   /** Closes the agent connection. */

@@ -9,7 +9,7 @@
  *
  * @module
  */
-import { RecordKind } from "../../bpf/records.ts";
+import { type BpfRecord, RecordKind } from "../../bpf/records.ts";
 import type { KernelMemory } from "./memory.ts";
 import { firstFault, type ProgramSet } from "./programs.ts";
 
@@ -116,7 +116,15 @@ export async function hashWalk(
   mem: KernelMemory,
   spec: HashWalkSpec,
 ): Promise<HashWalkResult> {
-  const records = await programs.run("walk_hash", encodeHashWalk(spec));
+  return collectHashWalk(await programs.run("walk_hash", encodeHashWalk(spec)), mem, spec);
+}
+
+/** Puts what a hash walk of `spec` sent (`records`, in order) into `mem`'s caches. */
+export function collectHashWalk(
+  records: BpfRecord[],
+  mem: KernelMemory,
+  spec: HashWalkSpec,
+): HashWalkResult {
   const fault = firstFault("Hash table walk", records);
   if (fault) throw fault;
   const heads = new Map<bigint, bigint>();

@@ -10,7 +10,7 @@
  * @module
  */
 import type { MemoryReader } from "../memory/memory.ts";
-import type { HashTable } from "../memory/hash.ts";
+import type { HashTable, HashWalkSpec } from "../memory/hash.ts";
 import type { KernelProfile, SocketBucketLayout, SocketLayout } from "../profile/profile.ts";
 import { isKernelAddress, ListWalkError } from "./list.ts";
 
@@ -202,6 +202,35 @@ export function socketSpan(profile: KernelProfile): number {
     { offset: l.udpBucket.link, size: 8 },
   ].map((m) => m === undefined ? 0 : m.offset + m.size);
   return Math.max(...ends);
+}
+
+/**
+ * What a hash walker fetches of the socket tables for this view: each socket
+ * (its first {@linkcode socketSpan} bytes), the inode number of a full
+ * socket's `struct socket`, and a request socket's listener.
+ */
+export function socketWalkSpec(profile: KernelProfile, tables: SocketTables): HashWalkSpec {
+  const l = layoutOf(profile);
+  return {
+    tables: [tables.tcpListen, tables.tcpEstablished, ...(tables.udp ? [tables.udp] : [])],
+    span: socketSpan(profile),
+    follows: [
+      // sk_socket: full sockets only (not TIME_WAIT or request sockets, which have none).
+      {
+        pointer: l.sk_socket.offset,
+        guard: l.skc_state.offset,
+        mask: ~((1 << TCP_TIME_WAIT) | (1 << TCP_NEW_SYN_RECV)),
+        span: l.socketIno.offset + l.socketIno.size,
+      },
+      // rsk_listener: request sockets only.
+      {
+        pointer: l.rsk_listener.offset,
+        guard: l.skc_state.offset,
+        mask: 1 << TCP_NEW_SYN_RECV,
+        span: l.sk_uid.offset + l.sk_uid.size,
+      },
+    ],
+  };
 }
 
 /** Formats an IPv4 address held in network order. */
