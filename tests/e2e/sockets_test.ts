@@ -9,6 +9,44 @@ import type { SocketInfo } from "../../ids/os/sockets.ts";
 import { IS_ROOT, withGuest } from "../_helpers/agent.ts";
 import { readProcNet, socketKey } from "../_helpers/proc_net.ts";
 
+/**
+ * A connected UDP socket, held by a perl process (Deno's node:dgram connects
+ * in user space only, and the kernel's socket stays unconnected).
+ */
+async function connectedUdp(hostname: string, port: number) {
+  const child = new Deno.Command("perl", {
+    args: [
+      "-MIO::Socket::IP",
+      "-e",
+      '$| = 1; my $s = IO::Socket::IP->new(Proto => "udp", LocalHost => $ARGV[0], ' +
+      'PeerHost => $ARGV[0], PeerPort => $ARGV[1]) or die "$@"; print $s->sockport, "\\n"; <STDIN>;',
+      hostname,
+      String(port),
+    ],
+    stdin: "piped",
+    stdout: "piped",
+  }).spawn();
+  const close = async () => {
+    await child.stdin.close();
+    await child.stdout.cancel();
+    await child.status;
+  };
+  try {
+    const reader = child.stdout.getReader();
+    let text = "";
+    while (!text.includes("\n")) {
+      const { value, done } = await reader.read();
+      if (done) throw new Error("perl ended before it printed its UDP port");
+      text += new TextDecoder().decode(value);
+    }
+    reader.releaseLock();
+    return { port: Number(text.trim()), close };
+  } catch (error) {
+    await close();
+    throw error;
+  }
+}
+
 /** The test's own sockets: TCP listeners and connections, UDP bound and connected; v4 and v6. */
 async function openSockets() {
   const closers: (() => void | Promise<void>)[] = [];
@@ -27,11 +65,9 @@ async function openSockets() {
       const bound = dgram.createSocket(type);
       closers.push(() => new Promise<void>((done) => bound.close(() => done())));
       await new Promise<void>((done) => bound.bind(0, hostname, done));
-      const connected = dgram.createSocket(type);
-      closers.push(() => new Promise<void>((done) => connected.close(() => done())));
-      await new Promise<void>((done) => connected.bind(0, hostname, done));
-      await new Promise<void>((done) => connected.connect(bound.address().port, hostname, done));
-      ports.push(bound.address().port, connected.address().port);
+      const connected = await connectedUdp(hostname, bound.address().port);
+      closers.push(connected.close);
+      ports.push(bound.address().port, connected.port);
     }
   } catch (error) {
     for (const close of closers.reverse()) await close();
@@ -68,6 +104,13 @@ Deno.test({
             10,
             `${mode}: /proc/net shows ${mine.length} of our 10 sockets`,
           );
+          const states = mine.map((s) => `${s.proto} ${s.state}`).sort();
+          assert.deepEqual(states, [
+            ...Array(4).fill("tcp ESTABLISHED"),
+            ...Array(2).fill("tcp LISTEN"),
+            ...Array(2).fill("udp CLOSE"),
+            ...Array(2).fill("udp ESTABLISHED"),
+          ]);
           for (const s of stable) {
             assert.ok(
               seen.has(socketKey(s)),
