@@ -20,6 +20,7 @@ import {
 import { type Alert, type CheckReport, SEVERITIES, type Skipped } from "./alert.ts";
 import { baselineDetector } from "./baseline_drift.ts";
 import { type Detector, type DetectorConfig, DetectorSkipped, type Snapshot } from "./detector.ts";
+import type { SocketInfo } from "../os/sockets.ts";
 import { policyDetector } from "./policy_violation.ts";
 import { hiddenModuleDetector } from "./hidden_module.ts";
 import { syscallHookDetector } from "./syscall_hook.ts";
@@ -44,6 +45,17 @@ export interface CheckOptions {
   detectors?: readonly Detector[];
 }
 
+/**
+ * The listening sockets as `proto/port`: TCP sockets in LISTEN, and UDP
+ * sockets bound to a port and not connected (/proc/net/udp's state 07, CLOSE).
+ */
+export function listeningPorts(sockets: readonly SocketInfo[]): string[] {
+  const listening = sockets.filter((s) =>
+    s.proto === "tcp" ? s.state === "LISTEN" : s.state === "CLOSE" && s.local_port !== 0
+  );
+  return [...new Set(listening.map((s) => `${s.proto}/${s.local_port}`))].sort();
+}
+
 /** Takes the snapshot the detectors share. */
 export async function takeSnapshot(guest: Guest, mode: FetchMode = "bulk"): Promise<Snapshot> {
   const acquired = await guest.processes(mode);
@@ -51,7 +63,11 @@ export async function takeSnapshot(guest: Guest, mode: FetchMode = "bulk"): Prom
   const modules = (await guest.modules(mode)).items;
   const first = processes[0];
   if (first === undefined) throw new Error("The guest's task list is empty");
+  const sockets = guest.profile.sockets === undefined
+    ? undefined
+    : (await guest.sockets(mode)).items;
   return {
+    listening: sockets === undefined ? undefined : listeningPorts(sockets),
     profile: guest.profile,
     mem: acquired.memory,
     processes,

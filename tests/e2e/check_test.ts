@@ -197,6 +197,30 @@ Deno.test({
 });
 
 Deno.test({
+  name: "ids check reports a listening port the policy does not allow",
+  ignore,
+  async fn() {
+    const dir = await Deno.makeTempDir();
+    const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    try {
+      const port = (listener.addr as Deno.NetAddr).port;
+      const policy = `${dir}/policy.json`;
+      await Deno.writeTextFile(policy, JSON.stringify({ listening: ["udp/*"] }));
+      const { code, report } = await checkJson(["--policy", policy]);
+      assert.equal(code, 1);
+      const alert = report.alerts.find((a) => a.evidence.listening === `tcp/${port}`);
+      assert.ok(alert, `no alert for tcp/${port}: ${JSON.stringify(report.alerts)}`);
+      assert.equal(alert.detector, "policy");
+      await Deno.writeTextFile(policy, JSON.stringify({ listening: ["tcp/*", "udp/*"] }));
+      assert.equal((await checkJson(["--policy", policy])).code, 0);
+    } finally {
+      listener.close();
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
+
+Deno.test({
   name: "runChecks() reports what it cost and which detectors it ran",
   ignore,
   async fn() {
