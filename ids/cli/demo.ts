@@ -2,10 +2,13 @@
  * `ebpfmonitor demo`: starts an agent on this machine, connects the IDS to it,
  * and shows the processes and modules the kernel holds, with checks that the
  * views are sound: both fetch modes agree, and the kernel's task list agrees
- * with /proc.
+ * with /proc; then every intrusion detector (as `ids check`).
  *
  * @module
  */
+import { runChecks } from "../detect/check.ts";
+import { DEFAULT_POLICY } from "../detect/policy.ts";
+import { reportText } from "./check.ts";
 import { moduleTable, processTable } from "./format.ts";
 import { withGuest } from "./session.ts";
 import type { ProcessInfo } from "../os/tasks.ts";
@@ -67,6 +70,10 @@ export function demo(): Promise<number> {
     for (const [name, ok, detail] of checks) {
       console.log(`${ok ? "ok  " : "FAIL"}  ${name}: ${detail}`);
     }
-    return checks.every(([, ok]) => ok) ? 0 : 1;
+
+    const report = await runChecks(guest, { policy: DEFAULT_POLICY });
+    console.log("\nIntrusion detectors (ids check)");
+    console.log(reportText(report));
+    return checks.every(([, ok]) => ok) && report.alerts.length === 0 ? 0 : 1;
   });
 }

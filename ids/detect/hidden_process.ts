@@ -12,9 +12,17 @@
  * @module
  */
 import { findPid, initPidNamespace, listPids } from "../os/pids.ts";
+import { isTornSnapshot } from "../guest.ts";
+import { isKernelAddress } from "../os/list.ts";
 import { readTask } from "../os/tasks.ts";
 import { type Alert, hex } from "./alert.ts";
 import type { Detector } from "./detector.ts";
+
+/** A pid that changes while it is looked up is one that is being freed: not a hidden task. */
+function ignoreTorn(error: unknown): undefined {
+  if (isTornSnapshot(error)) return undefined;
+  throw error;
+}
 
 /** Reports tasks whose pid is allocated but whose thread group is not on the task list. */
 export const hiddenProcessDetector: Detector = {
@@ -25,23 +33,31 @@ export const hiddenProcessDetector: Detector = {
     const leaderOffset = BigInt(profile.tasks.group_leader.offset);
     const namespace = await initPidNamespace(mem, profile, snapshot.taskListStart);
     const listed = new Set(snapshot.processes.map((p) => p.addr));
-    // Thread-group leaders whose pid is allocated, by the pid number that led to them.
-    const candidates = new Map<bigint, number>();
+    // Thread-group leaders whose pid is allocated, by the pid number that led to them. The
+    // IDR and the pids are read over time while tasks come and go: a pid freed meanwhile
+    // can point at reused memory. Such a pid is looked up again below, not trusted.
+    const candidates: { nr: number; seen: bigint }[] = [];
     for (const entry of await listPids(mem, profile, namespace)) {
       if (entry.task === 0n || listed.has(entry.task)) continue;
-      const leader = await mem.u64(entry.task + leaderOffset); // a thread: its group's leader
-      if (!listed.has(leader) && !candidates.has(leader)) candidates.set(leader, entry.nr);
+      const leader = isKernelAddress(entry.task)
+        ? await mem.u64(entry.task + leaderOffset).catch((e) => ignoreTorn(e) ?? 0n) // its leader
+        : 0n;
+      if (!listed.has(leader)) candidates.push({ nr: entry.nr, seen: leader });
     }
-    if (candidates.size === 0) return [];
+    if (candidates.length === 0) return [];
     // Confirm each against a task list taken now and its pid looked up anew.
     const retaken = new Set((await snapshot.retakeProcesses()).map((p) => p.addr));
     const fresh = snapshot.freshMemory();
     const alerts: Alert[] = [];
-    for (const [leader, nr] of candidates) {
-      if (retaken.has(leader)) continue; // started between the two reads
-      const entry = await findPid(fresh, profile, namespace, nr);
+    const reported = new Set<bigint>();
+    for (const { nr, seen } of candidates) {
+      if (retaken.has(seen)) continue; // started between the two reads
+      const entry = await findPid(fresh, profile, namespace, nr).catch(ignoreTorn);
       if (entry === undefined || entry.task === 0n) continue; // ended meanwhile
-      if (await fresh.u64(entry.task + leaderOffset) !== leader) continue; // pid reused
+      const leader = await fresh.u64(entry.task + leaderOffset).catch(ignoreTorn);
+      // Known now, or the first read met a pid being reused, or a thread already reported.
+      if (leader === undefined || retaken.has(leader) || reported.has(leader)) continue;
+      reported.add(leader);
       const task = await readTask(fresh, profile, leader);
       alerts.push({
         detector: "hidden_process",

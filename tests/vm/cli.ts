@@ -5,6 +5,7 @@
  * deno task vm build [--kernel 6.1|6.12]          # build (or find) the images
  * deno task vm ps --kernel 6.12 [--fetch page] [--json]   # = ids ps against a fresh guest
  * deno task vm lsmod --kernel 6.1 [--json]        # = ids lsmod
+ * deno task vm check --kernel 6.12 [--json]       # = ids check
  * deno task vm bench --kernel 6.1 [--json]        # = ids bench, with 100 extra sleepers
  * deno task vm shell --kernel 6.1                 # keep a guest up until Ctrl-C
  * ```
@@ -17,6 +18,7 @@
 import { Command, InvalidArgumentError, Option } from "commander";
 import { fetchOption, positiveInt, positiveIntList, runProgram } from "../../ids/cli/options.ts";
 import { bench } from "../../ids/cli/bench.ts";
+import { check } from "../../ids/cli/check.ts";
 import { lsmod } from "../../ids/cli/lsmod.ts";
 import { ps } from "../../ids/cli/ps.ts";
 import { buildImage, type KernelName, KERNELS, parseKernel } from "./image.ts";
@@ -97,6 +99,20 @@ function program(setExit: (code: number) => void): Command {
       setExit(
         await withVm(o.kernel, o, async (vm) =>
           lsmod(await cliOptions(vm, { fetch: o.fetch, json: o.json }))),
+      )
+    );
+
+  root.command("check")
+    .description("boot a guest, run `ids check` against it, stop it")
+    .addOption(kernelOption())
+    .addOption(fetchOption())
+    .option("--policy <file>", "policy file")
+    .option("--json", "print JSON", false)
+    .option("--console", "copy the guest's console to stderr", false)
+    .action(async (o) =>
+      setExit(
+        await withVm(o.kernel, o, async (vm) =>
+          check(await cliOptions(vm, { fetch: o.fetch, json: o.json, policy: o.policy }))),
       )
     );
 
