@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 
-programs=(read_page walk_tasks walk_modules walk_plan walk_hash)
+programs=(read_page read_pages walk_tasks walk_modules walk_plan walk_hash)
 
 if [ ! -s vmlinux.h ]; then
   # Types only: CO-RE relocations make the objects fit every kernel with BTF.

@@ -137,6 +137,7 @@ export class Guest {
       });
       await guest.#programs.preload([
         "read_page",
+        "read_pages",
         "walk_tasks",
         "walk_modules",
         "walk_plan",

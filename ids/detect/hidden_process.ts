@@ -37,7 +37,13 @@ export const hiddenProcessDetector: Detector = {
     // IDR and the pids are read over time while tasks come and go: a pid freed meanwhile
     // can point at reused memory. Such a pid is looked up again below, not trusted.
     const candidates: { nr: number; seen: bigint }[] = [];
-    for (const entry of await listPids(mem, profile, namespace)) {
+    const pids = await listPids(mem, profile, namespace);
+    // Threads are not on the task list: their task_structs are fetched together.
+    await mem.prefetch(
+      pids.filter((e) => e.task !== 0n && !listed.has(e.task) && isKernelAddress(e.task))
+        .map((e) => e.task + leaderOffset),
+    );
+    for (const entry of pids) {
       if (entry.task === 0n || listed.has(entry.task)) continue;
       const leader = isKernelAddress(entry.task)
         ? await mem.u64(entry.task + leaderOffset).catch((e) => ignoreTorn(e) ?? 0n) // its leader

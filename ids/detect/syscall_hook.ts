@@ -73,9 +73,26 @@ export const syscallHookDetector: Detector = {
       throw new DetectorSkipped("kallsyms has neither sys_call_table nor x64_sys_call");
     }
 
+    const tableEnd = table === undefined ? undefined : kallsyms.after(table)?.address;
+    const entries = table === undefined ? 0 : Math.min(
+      Number((tableEnd ?? table + BigInt(MAX_ENTRIES * 8)) - table) / 8 | 0,
+      MAX_ENTRIES,
+    );
+    const dispatchEnd = dispatch === undefined ? undefined : kallsyms.after(dispatch)?.address;
+    const length = dispatch === undefined
+      ? 0
+      : Math.min(Number((dispatchEnd ?? dispatch + 4096n) - dispatch), MAX_DISPATCH_BYTES);
+    // Both in one request.
+    const pages: bigint[] = [];
+    const pageSize = BigInt(profile.pageSize);
+    for (const [start, bytes] of [[table, entries * 8], [dispatch, length]] as const) {
+      if (start === undefined || bytes === 0) continue;
+      for (let at = start; at < start + BigInt(bytes); at += pageSize) pages.push(at);
+      pages.push(start + BigInt(bytes) - 1n);
+    }
+    await mem.prefetch(pages);
+
     if (table !== undefined) {
-      const end = kallsyms.after(table)?.address ?? table + BigInt(MAX_ENTRIES * 8);
-      const entries = Math.min(Number(end - table) / 8 | 0, MAX_ENTRIES);
       const bytes = await mem.read(table, entries * 8);
       const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
       for (let nr = 0; nr < entries; nr++) {
@@ -96,8 +113,6 @@ export const syscallHookDetector: Detector = {
     }
 
     if (dispatch !== undefined) {
-      const end = kallsyms.after(dispatch)?.address ?? dispatch + 4096n;
-      const length = Math.min(Number(end - dispatch), MAX_DISPATCH_BYTES);
       const code = await mem.read(dispatch, length);
       const inside = (addr: bigint) => addr >= dispatch && addr < dispatch + BigInt(length);
       try {

@@ -24,12 +24,18 @@ export interface MemoryReader {
   i32(addr: bigint): Promise<number>;
   /** Reads a NUL-terminated string of at most `max` bytes (a char array). */
   cString(addr: bigint, max: number): Promise<string>;
+  /** Fetches the pages under `addrs` ahead of the reads, in few requests (where it can). */
+  prefetch?(addrs: Iterable<bigint>): Promise<number>;
 }
 
 /** Fetches one page that the cache does not hold. */
 export interface PageSource {
   /** The bytes of the page at page address `page`; throws {@linkcode MemoryFault} when unreadable. */
   readPage(page: bigint): Promise<Uint8Array>;
+  /** Several pages in one request (at most `batchPages`): each page's bytes or its fault. */
+  readPages?(pages: bigint[]): Promise<Map<bigint, Uint8Array | MemoryFault>>;
+  /** Most pages {@linkcode PageSource.readPages} takes at once. */
+  readonly batchPages?: number;
 }
 
 /** A guest address could not be read. */
@@ -67,6 +73,34 @@ export class KernelMemory implements MemoryReader {
   /** Pages that were not in the cache and had to be fetched one by one. */
   get misses(): number {
     return this.#misses;
+  }
+
+  /**
+   * Fetches the pages under `addrs` that are not cached yet, in as few
+   * requests as the source allows (one per `batchPages`), so that the reads
+   * that follow hit the cache. A page that cannot be read is remembered and
+   * faults when it is read. Returns the requests made.
+   */
+  async prefetch(addrs: Iterable<bigint>): Promise<number> {
+    const source = this.#source;
+    if (source?.readPages === undefined) return 0;
+    const wanted = new Set<bigint>();
+    for (const addr of addrs) {
+      const page = this.cache.pageOf(addr);
+      if (this.cache.get(page) === undefined && !this.#faulted.has(page)) wanted.add(page);
+    }
+    const pages = [...wanted];
+    const batch = source.batchPages ?? 1;
+    let requests = 0;
+    for (let i = 0; i < pages.length; i += batch) {
+      const answer = await source.readPages(pages.slice(i, i + batch));
+      requests++;
+      for (const [page, bytes] of answer) {
+        if (bytes instanceof MemoryFault) this.#faulted.set(page, bytes);
+        else this.cache.put(page, bytes);
+      }
+    }
+    return requests;
   }
 
   /** Drops every cached page and remembered fault, so that the next reads see memory anew. */

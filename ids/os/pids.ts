@@ -47,6 +47,7 @@ export async function listPids(
   const rt = BigInt(profile.member("idr", "idr_rt").offset);
   const base = await mem.u32(namespace + idr + BigInt(profile.member("idr", "idr_base").offset));
   const entries = await listXarray(mem, profile, namespace + idr + rt);
+  await mem.prefetch?.(entries.filter((e) => isKernelAddress(e.entry)).map((e) => e.entry));
   const pids: PidEntry[] = [];
   for (const { index, entry } of entries) {
     pids.push(await pidEntry(mem, profile, Number(index) + base, entry));

@@ -44,30 +44,41 @@ export async function listXarray(
   if (head === 0n) return [];
   if (!isInternal(head)) return [{ index: 0n, entry: head }];
   if (!isNode(head)) return [];
+  // Level by level: the nodes of one level are fetched together (one request each level).
   const found: XarrayEntry[] = [];
   const seen = new Set<bigint>();
-  const visit = async (node: bigint, base: bigint): Promise<void> => {
-    if (!isKernelAddress(node)) {
-      throw new ListWalkError("xarray", xarray, `node 0x${node.toString(16)} is not kernel memory`);
+  const nodeSize = BigInt(slots.offset + slots.size);
+  let level = [{ node: head - 2n, base: 0n }];
+  while (level.length > 0) {
+    await mem.prefetch?.(level.flatMap(({ node }) => [node, node + nodeSize - 1n]));
+    const next: typeof level = [];
+    for (const { node, base } of level) {
+      if (!isKernelAddress(node)) {
+        throw new ListWalkError(
+          "xarray",
+          xarray,
+          `node 0x${node.toString(16)} is not kernel memory`,
+        );
+      }
+      if (seen.has(node)) throw new ListWalkError("xarray", node, "a node is reached twice");
+      if (seen.size >= MAX_NODES) throw new ListWalkError("xarray", node, "too many nodes");
+      seen.add(node);
+      const shift = BigInt((await mem.read(node + shiftOffset, 1))[0]!);
+      const bytes = await mem.read(node + BigInt(slots.offset), slots.size);
+      const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+      for (let slot = 0; slot < slotCount; slot++) {
+        const entry = view.getBigUint64(slot * 8, true);
+        if (entry === 0n) continue;
+        const index = base + (BigInt(slot) << shift);
+        if (isNode(entry)) {
+          if (shift === 0n) throw new ListWalkError("xarray", node, "a leaf node holds a node");
+          next.push({ node: entry - 2n, base: index });
+        } else if (!isInternal(entry)) found.push({ index, entry });
+      }
     }
-    if (seen.has(node)) throw new ListWalkError("xarray", node, "a node is reached twice");
-    if (seen.size >= MAX_NODES) throw new ListWalkError("xarray", node, "too many nodes");
-    seen.add(node);
-    const shift = BigInt((await mem.read(node + shiftOffset, 1))[0]!);
-    const bytes = await mem.read(node + BigInt(slots.offset), slots.size);
-    const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-    for (let slot = 0; slot < slotCount; slot++) {
-      const entry = view.getBigUint64(slot * 8, true);
-      if (entry === 0n) continue;
-      const index = base + (BigInt(slot) << shift);
-      if (isNode(entry)) {
-        if (shift === 0n) throw new ListWalkError("xarray", node, "a leaf node holds a node");
-        await visit(entry - 2n, index);
-      } else if (!isInternal(entry)) found.push({ index, entry });
-    }
-  };
-  await visit(head - 2n, 0n);
-  return found;
+    level = next;
+  }
+  return found.sort((a, b) => a.index < b.index ? -1 : a.index > b.index ? 1 : 0);
 }
 
 /** The entry at `index` of the xarray at `xarray` (what `xa_load()` returns); undefined if none. */
