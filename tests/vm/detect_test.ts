@@ -1,0 +1,150 @@
+// The intrusion detectors in real guests (Debian's 6.1 and 6.12 kernels under QEMU), against
+// rootkit fixtures that really act (tests/testdata/rootkits/, built against each guest
+// kernel's headers): every detector is silent on the clean guest, then each fixture acts and
+// its detector's alert fires with the evidence, and what can be undone is undone and the alert
+// goes away.
+//
+// Needs qemu-system-x86_64 and the fixtures' toolchain (scripts/setup.sh installs both).
+// Skipped only when QEMU is absent and EBPFMONITOR_SKIP_VM=1.
+import assert from "node:assert/strict";
+import type { Alert, CheckReport } from "../../ids/detect/alert.ts";
+import { runChecks } from "../../ids/detect/check.ts";
+import { DEFAULT_POLICY } from "../../ids/detect/policy.ts";
+import type { Guest } from "../../ids/guest.ts";
+import { runCli } from "../_helpers/agent.ts";
+import { buildImage, KERNELS } from "./image.ts";
+import { hasQemu, Vm } from "./qemu.ts";
+import {
+  hideModule,
+  hideTask,
+  HOOKED_SYSCALL,
+  hookSyscall,
+  unloadRootkit,
+  victimPid,
+} from "./rootkits.ts";
+import { cliSecurityArgs, openGuest } from "./session.ts";
+
+const SKIP = !hasQemu() && Deno.env.get("EBPFMONITOR_SKIP_VM") === "1";
+
+/** Every detector that must run in a guest (baseline needs a baseline file). */
+const MUST_RUN = ["hidden_module", "syscall_hook", "hidden_process", "credentials", "policy"];
+
+async function check(guest: Guest): Promise<CheckReport> {
+  const report = await runChecks(guest, { policy: DEFAULT_POLICY });
+  for (const detector of MUST_RUN) {
+    assert.ok(
+      report.ran.includes(detector),
+      `${detector} did not run: ${JSON.stringify(report.skipped)}`,
+    );
+  }
+  return report;
+}
+
+const show = (alerts: Alert[]) => JSON.stringify(alerts, null, 1);
+
+for (const kernel of KERNELS) {
+  Deno.test({
+    name: `detectors in a ${kernel} guest: silent when clean, each fires on its rootkit fixture`,
+    ignore: SKIP,
+    sanitizeResources: false,
+    sanitizeOps: false,
+    async fn(t) {
+      const image = await buildImage(kernel);
+      await using vm = await Vm.start(image);
+      const guest = await openGuest(vm.url);
+      try {
+        await t.step("a clean guest: no alert from any detector, ids check exits 0", async () => {
+          const report = await check(guest);
+          assert.deepEqual(report.alerts, [], show(report.alerts));
+          const run = await runCli([
+            "ids",
+            "check",
+            "--json",
+            "--connect",
+            vm.url,
+            ...await cliSecurityArgs(),
+          ]);
+          assert.equal(run.code, 0, run.stdout + run.stderr);
+          assert.deepEqual(JSON.parse(run.stdout).alerts, []);
+        });
+
+        for (const mode of ["table", "dispatch"] as const) {
+          await t.step(
+            `hook_syscall (${mode}): syscall_hook reports the diverted entry`,
+            async () => {
+              await hookSyscall(vm, mode);
+              const alerts = (await check(guest)).alerts;
+              assert.ok(alerts.length > 0, `no alert after hooking ${HOOKED_SYSCALL.name}`);
+              assert.ok(alerts.every((a) => a.detector === "syscall_hook"), show(alerts));
+              const alert = alerts[0]!;
+              assert.equal(alert.severity, "critical");
+              assert.equal(alert.evidence.where, "module hook_syscall");
+              if (mode === "table") {
+                assert.equal(alerts.length, 1, show(alerts));
+                assert.equal(alert.evidence.nr, HOOKED_SYSCALL.nr);
+              } else {
+                assert.match(String(alert.evidence.at), /^x64_sys_call\+0x[0-9a-f]+$/);
+                assert.ok(["jmp", "call"].includes(String(alert.evidence.kind)), show(alerts));
+              }
+              await unloadRootkit(vm, "hook_syscall");
+              assert.deepEqual((await check(guest)).alerts, [], "the alert stays after the unhook");
+            },
+          );
+        }
+
+        await t.step("hide_task: hidden_process reports the unlinked process", async () => {
+          const pid = await victimPid(vm);
+          await hideTask(vm, pid);
+          const { items } = await guest.processes("bulk");
+          assert.ok(!items.some((p) => p.pid === pid), "the victim is still on the task list");
+          const alerts = (await check(guest)).alerts;
+          assert.equal(alerts.length, 1, show(alerts));
+          const alert = alerts[0]!;
+          assert.equal(alert.detector, "hidden_process");
+          assert.equal(alert.severity, "critical");
+          assert.equal(alert.evidence.pid, pid);
+          assert.equal(alert.evidence.comm, "victim");
+        });
+
+        await t.step(
+          "hide_module: hidden_module reports the module /proc/modules lost",
+          async () => {
+            await hideModule(vm);
+            const { items } = await guest.modules("bulk");
+            assert.ok(!items.some((m) => m.name === "hide_module"), "hide_module is still listed");
+            const alerts = (await check(guest)).alerts.filter((a) =>
+              a.detector === "hidden_module"
+            );
+            assert.equal(alerts.length, 1, show(alerts));
+            assert.equal(alerts[0]!.evidence.module, "hide_module");
+            assert.equal(alerts[0]!.severity, "critical");
+            const run = await runCli([
+              "ids",
+              "check",
+              "--json",
+              "--connect",
+              vm.url,
+              ...await cliSecurityArgs(),
+            ]);
+            assert.equal(run.code, 1, run.stderr);
+            const json = JSON.parse(run.stdout) as { alerts: Alert[] };
+            assert.deepEqual(json.alerts.map((a) => a.detector).sort(), [
+              "hidden_module",
+              "hidden_process",
+            ]);
+            for (const a of json.alerts) {
+              assert.deepEqual(Object.keys(a).sort(), [
+                "detector",
+                "evidence",
+                "severity",
+                "summary",
+              ]);
+            }
+          },
+        );
+      } finally {
+        guest.close();
+      }
+    },
+  });
+}
