@@ -264,6 +264,16 @@ export class Guest {
     return await findSocketTables(mem, this.profile, init);
   }
 
+  /**
+   * Captures what `plan` names of every object on the list whose head is at
+   * `head` into `mem`'s range cache, in one request (the `fields` walker), so
+   * that a view of that list reads from the cache.
+   */
+  async captureList(mem: KernelMemory, plan: CapturePlan, head: bigint): Promise<void> {
+    if (mem.ranges === undefined) throw new Error("captureList needs a memory with a range cache");
+    await planWalk(this.#programs, mem.ranges, plan, { addr: head, isHead: true, limit: ALL });
+  }
+
   /** Closes the agent connection. */
   close(): void {
     this.client.close();

@@ -76,6 +76,7 @@ export async function takeSnapshot(guest: Guest, mode: FetchMode = "bulk"): Prom
     retakeProcesses: async () => (await guest.processes(mode)).items,
     retakeModules: async () => (await guest.modules(mode)).items,
     freshMemory: () => guest.memory(),
+    captureList: (plan, head) => guest.captureList(acquired.memory, plan, head),
   };
 }
 

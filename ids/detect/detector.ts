@@ -7,6 +7,7 @@
  * @module
  */
 import type { KernelMemory } from "../memory/memory.ts";
+import type { CapturePlan } from "../memory/plan.ts";
 import type { ModuleInfo } from "../os/modules.ts";
 import type { ProcessInfo } from "../os/tasks.ts";
 import type { KernelProfile } from "../profile/profile.ts";
@@ -35,6 +36,8 @@ export interface Snapshot {
   retakeProcesses(): Promise<ProcessInfo[]>;
   /** A memory layer over empty caches (for reads that must not see the snapshot's pages). */
   freshMemory(): KernelMemory;
+  /** Captures what `plan` reads of each object of the list at `head`, in one request. */
+  captureList(plan: CapturePlan, head: bigint): Promise<void>;
   /** Takes the module list again. */
   retakeModules(): Promise<ModuleInfo[]>;
 }

@@ -13,7 +13,13 @@
  *
  * @module
  */
-import { findModuleKset, listModuleKobjects, type ModuleKobject } from "../os/module_kset.ts";
+import {
+  findModuleKset,
+  listModuleKobjects,
+  type ModuleKobject,
+  moduleKsetLinks,
+} from "../os/module_kset.ts";
+import { moduleKobjectPlan } from "../os/plans.ts";
 import { readModule } from "../os/modules.ts";
 import { type Alert, hex } from "./alert.ts";
 import { type Detector, DetectorSkipped } from "./detector.ts";
@@ -33,6 +39,10 @@ export const hiddenModuleDetector: Detector = {
     }
     const unlisted = (listed: ReadonlySet<bigint>, kobjects: ModuleKobject[]) =>
       kobjects.filter((k) => k.mod !== 0n && !listed.has(k.mod));
+    await snapshot.captureList(
+      await moduleKobjectPlan(profile),
+      kset + BigInt(moduleKsetLinks(profile).list),
+    );
     const kobjects = await listModuleKobjects(mem, profile, kset);
     const first = unlisted(new Set(snapshot.modules.map((m) => m.addr)), kobjects);
     if (first.length === 0) return [];

@@ -42,17 +42,38 @@ export async function findModuleKset(
   return await mem.u64(first.addr + BigInt(profile.member("module", "mkobj.kobj.kset").offset));
 }
 
+/** Where the module kset's list is and how its objects are linked. */
+export function moduleKsetLinks(profile: KernelProfile): { list: number; link: number } {
+  return {
+    list: profile.member("kset", "list").offset,
+    link: profile.member("module_kobject", "kobj").offset +
+      profile.member("kobject", "entry").offset,
+  };
+}
+
+/** Reads one `struct module_kobject`. */
+export async function readModuleKobject(
+  mem: MemoryReader,
+  profile: KernelProfile,
+  kobject: bigint,
+): Promise<ModuleKobject> {
+  const kobj = kobject + BigInt(profile.member("module_kobject", "kobj").offset);
+  const namePointer = await mem.u64(kobj + BigInt(profile.member("kobject", "name").offset));
+  return {
+    name: namePointer === 0n ? "" : await mem.cString(namePointer, NAME_MAX),
+    kobject,
+    mod: await mem.u64(kobject + BigInt(profile.member("module_kobject", "mod").offset)),
+  };
+}
+
 /** Lists the kobjects of the kset at `kset`, in list order. */
 export async function listModuleKobjects(
   mem: MemoryReader,
   profile: KernelProfile,
   kset: bigint,
 ): Promise<ModuleKobject[]> {
-  const head = kset + BigInt(profile.member("kset", "list").offset);
-  const entry = BigInt(profile.member("kobject", "entry").offset);
-  const nameOffset = BigInt(profile.member("kobject", "name").offset);
-  const kobj = BigInt(profile.member("module_kobject", "kobj").offset);
-  const modOffset = BigInt(profile.member("module_kobject", "mod").offset);
+  const { list, link } = moduleKsetLinks(profile);
+  const head = kset + BigInt(list);
   const found: ModuleKobject[] = [];
   const seen = new Set<bigint>();
   let node = await mem.u64(head);
@@ -63,14 +84,7 @@ export async function listModuleKobjects(
     if (seen.has(node)) throw new ListWalkError("module kset", node, "loops back");
     if (seen.size >= MAX_KOBJECTS) throw new ListWalkError("module kset", node, "too long");
     seen.add(node);
-    const object = node - entry;
-    const kobject = object - kobj;
-    const namePointer = await mem.u64(object + nameOffset);
-    found.push({
-      name: namePointer === 0n ? "" : await mem.cString(namePointer, NAME_MAX),
-      kobject,
-      mod: await mem.u64(kobject + modOffset),
-    });
+    found.push(await readModuleKobject(mem, profile, node - BigInt(link)));
     node = await mem.u64(node);
   }
   return found;

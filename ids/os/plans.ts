@@ -9,6 +9,7 @@ import type { CapturePlan } from "../memory/plan.ts";
 import { recordPlan } from "../memory/plan_recorder.ts";
 import type { KernelProfile } from "../profile/profile.ts";
 import { readModule } from "./modules.ts";
+import { moduleKsetLinks, readModuleKobject } from "./module_kset.ts";
 import { readTask } from "./tasks.ts";
 
 /** What `listTasks` reads of each task_struct, its real_cred and its real_parent. */
@@ -26,5 +27,13 @@ export async function moduleCapturePlan(profile: KernelProfile): Promise<Capture
   return await recordPlan(
     (mem, mod) => readModule(mem, profile, mod),
     layout.list.offset + profile.listHead.next.offset,
+  );
+}
+
+/** What `listModuleKobjects` reads of each kobject of the module kset (and its name). */
+export function moduleKobjectPlan(profile: KernelProfile): Promise<CapturePlan> {
+  return recordPlan(
+    (mem, kobject) => readModuleKobject(mem, profile, kobject),
+    moduleKsetLinks(profile).link,
   );
 }

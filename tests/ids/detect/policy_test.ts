@@ -44,6 +44,7 @@ function snapshot(
     retakeProcesses: fail,
     retakeModules: fail,
     freshMemory: () => undefined as never,
+    captureList: fail,
   };
 }
 
