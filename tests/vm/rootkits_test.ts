@@ -40,6 +40,11 @@ function line(log: string[], pattern: RegExp): RegExpExecArray {
   return found[0]!;
 }
 
+/** Shows what a fixture logged (the test's output doubles as a record of what they do). */
+const show = (log: string[]) => {
+  for (const entry of log) console.error(`  guest: ${entry}`);
+};
+
 /** Runs `command` in the guest and fails unless it exits 0. */
 async function ok(vm: Vm, command: string): Promise<string> {
   const { code, output } = await vm.run(command);
@@ -84,6 +89,7 @@ for (const kernel of KERNELS) {
               assert.ok((await walked()).includes(pid), "the IDS's task-list walk sees the victim");
 
               const log = await hideTask(vm, pid);
+              show(log);
               line(
                 log,
                 new RegExp(`hide_task: unlinked pid ${pid} \\(victim, task_struct at [0-9a-f]+\\)`),
@@ -97,6 +103,7 @@ for (const kernel of KERNELS) {
               await ok(vm, "ls / >/dev/null && sleep 0");
 
               const back = await unloadRootkit(vm, "hide_task");
+              show(back);
               line(back, new RegExp(`hide_task: linked pid ${pid} \\(victim\\) back`));
               assert.ok((await walked()).includes(pid), "the victim is back on the task list");
               await pokeVictim(vm, "after");
@@ -108,6 +115,7 @@ for (const kernel of KERNELS) {
           await loaded(vm, "hook_syscall", async () => {
             const table = (await kallsyms(vm, ["sys_call_table"])).get("sys_call_table")!;
             const log = await hookSyscall(vm, "table");
+            show(log);
             const m = line(
               log,
               /hook_syscall: sys_call_table\[(\d+)\] at ([0-9a-f]+): old (.+?) \(([0-9a-f]+)\), new (.+?) \(([0-9a-f]+)\), read back ([0-9a-f]+)/,
@@ -121,6 +129,7 @@ for (const kernel of KERNELS) {
             // 6.1.0-56 (stable backport) and 6.12 dispatch through x64_sys_call: the table is dead.
             assert.equal(await hookedCalls(vm), 0, "x64_sys_call does not read sys_call_table");
             const restored = await unloadRootkit(vm, "hook_syscall");
+            show(restored);
             line(restored, /hook_syscall: restored 8 bytes at [0-9a-f]+ \(table mode\)/);
           });
         });
@@ -130,6 +139,7 @@ for (const kernel of KERNELS) {
           async () => {
             await loaded(vm, "hook_syscall", async () => {
               const log = await hookSyscall(vm, "dispatch");
+              show(log);
               const m = line(
                 log,
                 /hook_syscall: x64_sys_call\+(0x[0-9a-f]+) at ([0-9a-f]+): (call|jmp) (.+?) \(([0-9a-f]+)\) became \3 (.+?) \(([0-9a-f]+)\), bytes now ((?:[0-9a-f]{2} ?){5})/,
@@ -158,8 +168,28 @@ for (const kernel of KERNELS) {
               await ok(vm, "ls / >/dev/null && cat /proc/uptime >/dev/null");
 
               const restored = await unloadRootkit(vm, "hook_syscall");
+              show(restored);
               line(restored, /hook_syscall: restored 4 bytes at [0-9a-f]+ \(dispatch mode\)/);
               await ok(vm, "dmesg >/dev/null");
+            });
+          },
+        );
+
+        await t.step(
+          "a task hidden by hide_task can exit (its list entry is a singleton)",
+          async () => {
+            await loaded(vm, "hide_task", async () => {
+              const pid = Number(
+                (await ok(vm, "sleep 1000 </dev/null >/dev/null 2>&1 & echo $!")).trim(),
+              );
+              show(await hideTask(vm, pid));
+              // The bed's shell is the parent: wait reaps it (release_task unhashes it).
+              await vm.run(`kill ${pid}; wait ${pid}`);
+              await ok(vm, `! test -e /proc/${pid}`);
+              const log = await unloadRootkit(vm, "hide_task");
+              show(log);
+              line(log, new RegExp(`hide_task: pid ${pid} exited while hidden`));
+              await ok(vm, "ls / >/dev/null");
             });
           },
         );
@@ -168,6 +198,7 @@ for (const kernel of KERNELS) {
           "hide_module leaves /proc/modules and the module list, stays in /sys/module",
           async () => {
             const log = await hideModule(vm);
+            show(log);
             line(log, /hide_module: unlinked module hide_module \(struct module at [0-9a-f]+\)/);
             const truth = await groundTruth(vm);
             assert.ok(!truth.modules.some((m) => m.name === "hide_module"), "not in /proc/modules");
@@ -180,6 +211,11 @@ for (const kernel of KERNELS) {
             assert.notEqual(code, 0, "a hidden module cannot be unloaded");
           },
         );
+
+        await t.step("the kernel logged no warning, oops or list corruption", async () => {
+          const log = await ok(vm, "dmesg");
+          assert.doesNotMatch(log, /WARNING:|BUG:|Oops|Call Trace|list_(add|del) corruption/);
+        });
       } finally {
         guest.close();
       }
