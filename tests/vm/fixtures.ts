@@ -229,15 +229,23 @@ async function toolchain(
   return { root, kdir: `/usr/src/${headers}`, id: `chroot ${root} ${debs.join(" ")}` };
 }
 
-/** The fixtures' source files (name and bytes' hash), sorted. */
+/** The files of the fixtures' build (C sources, headers, Kbuild, Makefile), sorted. */
+async function sourceFiles(): Promise<string[]> {
+  const names = [];
+  for await (const entry of Deno.readDir(ROOTKITS_SOURCE)) {
+    if (entry.isFile && /\.[ch]$|^Kbuild$|^Makefile$/.test(entry.name)) names.push(entry.name);
+  }
+  return names.sort();
+}
+
+/** The fixtures' source files (name and bytes' hash). */
 async function sourceIdentity(): Promise<string[]> {
   const lines = [];
-  for await (const entry of Deno.readDir(ROOTKITS_SOURCE)) {
-    if (!entry.isFile) continue;
-    const bytes = await Deno.readFile(`${ROOTKITS_SOURCE}/${entry.name}`);
-    lines.push(`${entry.name} ${await sha256(bytes)}`);
+  for (const name of await sourceFiles()) {
+    const bytes = await Deno.readFile(`${ROOTKITS_SOURCE}/${name}`);
+    lines.push(`${name} ${await sha256(bytes)}`);
   }
-  return lines.sort();
+  return lines;
 }
 
 /** The `vermagic=` of a module's .modinfo. */
@@ -272,10 +280,8 @@ export async function buildFixtures(
   await Deno.mkdir(base, { recursive: true });
   const work = await Deno.makeTempDir({ dir: base, prefix: "rootkits-" });
   try {
-    for await (const entry of Deno.readDir(ROOTKITS_SOURCE)) {
-      if (entry.isFile) {
-        await Deno.copyFile(`${ROOTKITS_SOURCE}/${entry.name}`, `${work}/${entry.name}`);
-      }
+    for (const name of await sourceFiles()) {
+      await Deno.copyFile(`${ROOTKITS_SOURCE}/${name}`, `${work}/${name}`);
     }
     const m = tools.root === null ? work : work.slice(tools.root.length);
     const make = ["make", "-C", tools.kdir, `M=${m}`, "modules"];

@@ -263,7 +263,11 @@ static void __exit hook_syscall_exit(void)
 	/* Cannot fail: the alias was mapped at load. */
 	poke(saved, patched_len);
 	vunmap(alias_map);
-	/* New calls no longer reach the hook; wait for those still in it. */
+	/*
+	 * New calls no longer reach the hook; wait for those still in it. (A task
+	 * preempted between the patched jump and the atomic_inc is not counted:
+	 * a window of a few instructions, accepted for a test fixture.)
+	 */
 	while (atomic_read(&inflight) > 0)
 		msleep(10);
 	pr_info("hook_syscall: restored %zu bytes at %px (%s mode) after %lu hooked calls, now %*ph\n",
