@@ -13,8 +13,19 @@
  * debian-archive-keyring, which holds trixie's keys. The version is looked up
  * from the `linux-image-amd64` metapackage's Depends, never hard-coded.
  *
+ * Rootkit fixtures (tests/testdata/rootkits/, see tests/vm/fixtures.ts) are
+ * built against Debian's headers of exactly the guest kernel and put in the
+ * image under /fixtures (not loaded at boot; tests/vm/rootkits.ts loads them).
+ * Toolchain decision: 6.1 builds on the host (Debian 12's gcc-12 is the
+ * compiler the kernel was built with); 6.12 was built with gcc-14, whose
+ * flags gcc-12 rejects, and trixie's kbuild tools need glibc 2.38, so it
+ * builds in a debootstrapped trixie chroot (gcc-14, made once, cached under
+ * .cache/vm/; needs root and debootstrap, which scripts/setup.sh installs).
+ *
  * @module
  */
+import { exists, sh, sha256, text } from "./_sh.ts";
+import { buildFixtures, type RootkitName, ROOTKITS } from "./fixtures.ts";
 import { bedKeys } from "./keys.ts";
 
 /** The guest kernels the bed knows. */
@@ -45,6 +56,8 @@ export interface GuestImage {
   hash: string;
   /** Modules /init loads, in load order. */
   modules: string[];
+  /** The rootkit fixtures' module files in the guest, by name (tests/vm/rootkits.ts loads them). */
+  fixtures: Record<RootkitName, string>;
 }
 
 /** The repository root. */
@@ -56,56 +69,14 @@ const HERE = new URL(".", import.meta.url).pathname;
 const MODULES_FOR_NETWORK = ["virtio_pci", "virtio_net"];
 /** Ordinary modules the guest loads so that its module list is not trivial. */
 const MODULES_ORDINARY = ["dummy", "tun", "veth", "bridge", "vxlan", "macvlan", "ipip", "nlmon"];
+/** Where the image holds the rootkit fixtures (tests/vm/fixtures.ts), not loaded at boot. */
+const GUEST_FIXTURES = "/fixtures";
 const TRIXIE_LISTS_MAX_AGE_MS = 24 * 3600 * 1000;
 
 interface Suite {
   debian: string;
   /** Extra apt-get/apt-cache options; empty for the machine's own configuration. */
   aptOptions(): Promise<string[]>;
-}
-
-async function sh(
-  command: string,
-  args: string[],
-  options: { cwd?: string; stdin?: Uint8Array } = {},
-): Promise<Uint8Array> {
-  const child = new Deno.Command(command, {
-    args,
-    cwd: options.cwd,
-    stdin: options.stdin ? "piped" : "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  if (options.stdin) {
-    const writer = child.stdin.getWriter();
-    await writer.write(options.stdin);
-    await writer.close();
-  }
-  const out = await child.output();
-  if (!out.success) {
-    const err = new TextDecoder().decode(out.stderr).trim();
-    throw new Error(`${command} ${args.join(" ")} failed (exit ${out.code}): ${err}`);
-  }
-  return out.stdout;
-}
-
-const text = async (command: string, args: string[], cwd?: string) =>
-  new TextDecoder().decode(await sh(command, args, { cwd }));
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await Deno.lstat(path);
-    return true;
-  } catch (error) {
-    if (error instanceof Deno.errors.NotFound) return false;
-    throw error;
-  }
-}
-
-async function sha256(data: Uint8Array | string): Promise<string> {
-  const bytes = typeof data === "string" ? new TextEncoder().encode(data) : data;
-  const digest = await crypto.subtle.digest("SHA-256", bytes as Uint8Array<ArrayBuffer>);
-  return [...new Uint8Array(digest)].map((b) => b.toString(16).padStart(2, "0")).join("");
 }
 
 /** Debian 12 (bookworm): the machine's own apt configuration (this machine runs Debian 12). */
@@ -377,6 +348,7 @@ export async function buildImage(
   const tree = await extractedKernel(apt, pkg, log);
   const { dir, release } = await moduleDir(tree);
   const vmlinuzSource = `${tree}/boot/vmlinuz-${release}`;
+  const fixtures = await buildFixtures(kernel, release, pkg.version, apt, log);
 
   const bundlePath = await bundle(log);
   const keys = await bedKeys();
@@ -394,6 +366,7 @@ export async function buildImage(
   const inputs = [
     `kernel ${pkg.name}=${pkg.version}`,
     `modules ${[...MODULES_FOR_NETWORK, ...MODULES_ORDINARY].join(",")}`,
+    `fixtures ${fixtures.hash}`,
     await fileIdentity(bundlePath),
     await fileIdentity(`${HERE}init.sh`),
     await fileIdentity(`${HERE}image.ts`),
@@ -413,6 +386,9 @@ export async function buildImage(
     initrd: `${folder}/initrd.cpio`,
     hash,
     modules,
+    fixtures: Object.fromEntries(
+      ROOTKITS.map((name) => [name, `${GUEST_FIXTURES}/${name}.ko`]),
+    ) as Record<RootkitName, string>,
   });
   if (await exists(`${folder}/image.json`)) {
     return JSON.parse(await Deno.readTextFile(`${folder}/image.json`)) as GuestImage;
@@ -459,6 +435,10 @@ export async function buildImage(
     if (missing.length > 0) log(`${release}: no module ${missing.join(", ")}; skipped`);
     for (const name of order) await Deno.writeFile(`${root}/modules/${name}.ko`, bytes.get(name)!);
     await Deno.writeTextFile(`${root}/etc/vm/modules`, order.map((m) => `${m}\n`).join(""));
+    await Deno.mkdir(`${root}${GUEST_FIXTURES}`);
+    for (const name of ROOTKITS) {
+      await Deno.copyFile(`${fixtures.dir}/${name}.ko`, `${root}${GUEST_FIXTURES}/${name}.ko`);
+    }
     await Deno.writeTextFile(`${root}/etc/passwd`, "root:x:0:0:root:/tmp:/bin/sh\n");
     await Deno.writeTextFile(`${root}/etc/group`, "root:x:0:\n");
     await Deno.copyFile(`${HERE}init.sh`, `${root}/init`);

@@ -7,6 +7,7 @@
 # (ttyS1) for the bed's ground-truth commands. Kernel command line options:
 #   ebpfmonitor.sleepers=N   start N extra idle processes (for `vm bench`)
 #   ebpfmonitor.v8=FLAGS     pass --v8-flags=FLAGS to Deno
+# The rootkit fixtures (tests/testdata/rootkits/) lie in /fixtures, not loaded.
 export PATH=/bin
 export HOME=/tmp DENO_DIR=/tmp/deno DENO_NO_UPDATE_CHECK=1 NO_COLOR=1
 
@@ -52,6 +53,18 @@ httpd -p "[::]:8080" -h /tmp
   dgram.createSocket("udp4").bind(5353, "0.0.0.0");
   dgram.createSocket({ type: "udp6", ipv6Only: true }).bind(5354, "::");' \
   </dev/null >/dev/null 2>&1 &
+
+# A process for tests to hide (tests/vm/rootkits.ts, hide_task): a shell named
+# "victim" (it renames itself through /proc/self/comm; busybox has no exec -a),
+# pid in /tmp/victim.pid, outside the container. It sleeps opening a FIFO and
+# appends each line written to /tmp/victim.fifo to /tmp/victim.out, which shows
+# that it still runs while hidden.
+mkfifo /tmp/victim.fifo
+sh -c 'printf victim >/proc/self/comm
+  while true; do
+    while read -r line; do echo "$line" >>/tmp/victim.out; done </tmp/victim.fifo
+  done' </dev/null >/dev/null 2>&1 &
+echo $! >/tmp/victim.pid
 
 sleepers=$(option sleepers)
 i=0

@@ -1,0 +1,324 @@
+/**
+ * The rootkit fixtures (`tests/testdata/rootkits/`, kernel modules) built
+ * against each guest kernel with Debian's headers of exactly that kernel:
+ * `linux-headers-<release>` of the kernel package's version, plus the
+ * `-common` and `linux-kbuild-*` packages it depends on, downloaded with
+ * `apt-get download` like the kernel and unpacked under `.cache/vm/`, never
+ * installed on the machine. A build is cached under `.cache/vm/fixtures/` by
+ * the hash of its inputs (the sources, the header packages, the toolchain).
+ *
+ * Toolchains (decided from what the kernels were built with):
+ * - 6.1 (Debian 12) was built with gcc-12, this machine's compiler: the
+ *   headers are unpacked into a private tree (their Makefile includes the
+ *   `-common` tree by absolute path, rewritten to the private one) and built
+ *   on the host with `make`.
+ * - 6.12 (Debian 13) was built with gcc-14. Debian 12's gcc-12 rejects its
+ *   flags (`-fmin-function-alignment=16`), and trixie's kbuild host tools
+ *   (modpost, objtool, resolve_btfids) need glibc 2.38 (Debian 12 has 2.36).
+ *   So it is built in a trixie chroot made by debootstrap (minbase with gcc-14,
+ *   make, libc6-dev, pahole and the kbuild tools' libraries; ~500 MB, ~2 min
+ *   once, under `.cache/vm/chroot-trixie-<id>/`), with the headers unpacked into it
+ *   at their own paths: Debian's own compiler and tools, no patched flags.
+ *   Needs root (chroot) and debootstrap (scripts/setup.sh installs it).
+ *   Rejected: rebuilding kbuild's host tools from source (the packages ship
+ *   no sources), running the tools through trixie's ld.so (gcc-14 itself
+ *   would still be missing), bookworm-backports (no 6.12.117+deb13 there).
+ *
+ * @module
+ */
+import { CACHE, type KernelName } from "./image.ts";
+import { exists, sh, sha256, text } from "./_sh.ts";
+
+/** The rootkit fixtures, by module name. */
+export const ROOTKITS = ["hide_module", "hook_syscall", "hide_task"] as const;
+
+/** One rootkit fixture's name (its module's name). */
+export type RootkitName = typeof ROOTKITS[number];
+
+/** Where the fixtures' sources are. */
+export const ROOTKITS_SOURCE = new URL("../testdata/rootkits", import.meta.url).pathname;
+
+/** Built fixtures for one kernel. */
+export interface BuiltFixtures {
+  /** The folder holding `<name>.ko` for every fixture. */
+  dir: string;
+  /** The hash of the build's inputs. */
+  hash: string;
+}
+
+interface Chroot {
+  /** The Debian suite the chroot runs. */
+  suite: string;
+  /** Packages debootstrap adds to minbase. */
+  packages: string[];
+}
+
+/**
+ * Where each kernel's fixtures are built: on the host (null) or in a chroot
+ * of the suite the kernel comes from (see the module comment).
+ */
+const CHROOTS: Record<KernelName, Chroot | null> = {
+  "6.1": null,
+  "6.12": {
+    suite: "trixie",
+    packages: ["gcc-14", "make", "libc6-dev", "libelf1t64", "libssl3t64", "zlib1g", "pahole"],
+  },
+};
+
+const MIRROR = "http://deb.debian.org/debian";
+const KEYRING = "/usr/share/keyrings/debian-archive-keyring.gpg";
+
+/** Runs a build command; throws with its output (make writes errors to both streams). */
+async function run(command: string, args: string[], cwd?: string): Promise<void> {
+  const out = await new Deno.Command(command, { args, cwd, stdin: "null" }).output();
+  if (out.success) return;
+  const decode = (bytes: Uint8Array) => new TextDecoder().decode(bytes).trim();
+  const output = `${decode(out.stdout)}\n${decode(out.stderr)}`.trim().split("\n").slice(-40);
+  throw new Error(
+    `${command} ${args.join(" ")} failed (exit ${out.code}):\n${output.join("\n")}`,
+  );
+}
+
+/** The header packages of `release`: the headers and what they depend on of the same source. */
+async function headerPackages(apt: string[], release: string): Promise<string[]> {
+  const headers = `linux-headers-${release}`;
+  const depends = await text("apt-cache", [...apt, "depends", headers]);
+  const deps = [...depends.matchAll(/Depends: (linux-(?:headers-\S+-common|kbuild-\S+))/g)]
+    .map((m) => m[1]!);
+  if (!deps.some((d) => d.endsWith("-common")) || !deps.some((d) => d.startsWith("linux-kbuild"))) {
+    throw new Error(
+      `Cannot find the -common and linux-kbuild packages ${headers} depends on:\n${depends}`,
+    );
+  }
+  return [headers, ...new Set(deps)];
+}
+
+/** Downloads (once) `name=version` into .cache/vm/debs; returns the .deb's path. */
+async function download(
+  apt: string[],
+  name: string,
+  version: string,
+  log: (line: string) => void,
+): Promise<string> {
+  const debs = `${CACHE}/debs`;
+  await Deno.mkdir(debs, { recursive: true });
+  const prefix = `${name}_${version.replace(":", "%3a")}_`;
+  const find = async () => {
+    for await (const entry of Deno.readDir(debs)) {
+      if (entry.name.startsWith(prefix) && entry.name.endsWith(".deb")) {
+        return `${debs}/${entry.name}`;
+      }
+    }
+    return undefined;
+  };
+  const found = await find();
+  if (found) return found;
+  log(`downloading ${name}=${version} from Debian's archive`);
+  await sh("apt-get", [
+    ...apt,
+    "-q",
+    "-o",
+    "APT::Sandbox::User=root",
+    "download",
+    `${name}=${version}`,
+  ], {
+    cwd: debs,
+  });
+  const got = await find();
+  if (!got) {
+    throw new Error(`apt-get download ${name}=${version} left no ${prefix}*.deb in ${debs}`);
+  }
+  return got;
+}
+
+/**
+ * Makes (once) the chroot `chroot` describes; returns its root. Built in a
+ * temporary folder and renamed into place, so an interrupted debootstrap
+ * leaves nothing that looks finished.
+ */
+async function chrootRoot(chroot: Chroot, log: (line: string) => void): Promise<string> {
+  const id = (await sha256(`${chroot.suite} ${chroot.packages.join(",")}`)).slice(0, 8);
+  const root = `${CACHE}/chroot-${chroot.suite}-${id}`;
+  if (await exists(`${root}/.done`)) return root;
+  if (Deno.uid() !== 0) {
+    throw new Error(
+      `Cannot build the rootkit fixtures in a ${chroot.suite} chroot: debootstrap and chroot need root`,
+    );
+  }
+  if (!await exists("/usr/sbin/debootstrap")) {
+    throw new Error(
+      `Cannot build the rootkit fixtures in a ${chroot.suite} chroot: debootstrap is missing (scripts/setup.sh installs it)`,
+    );
+  }
+  log(`debootstrap ${chroot.suite} (minbase + ${chroot.packages.join(" ")}): once, ~2 min`);
+  const t0 = performance.now();
+  const staging = `${root}.tmp-${Deno.pid}`;
+  await Deno.remove(staging, { recursive: true }).catch(() => {});
+  try {
+    await run("debootstrap", [
+      "--variant=minbase",
+      `--include=${chroot.packages.join(",")}`,
+      `--keyring=${KEYRING}`,
+      chroot.suite,
+      staging,
+      MIRROR,
+    ]);
+    // Downloaded packages are not needed again.
+    await run("chroot", [staging, "apt-get", "clean"]);
+    await Deno.writeTextFile(`${staging}/.done`, "");
+    await Deno.remove(root, { recursive: true }).catch(() => {});
+    await Deno.rename(staging, root);
+  } catch (error) {
+    await Deno.remove(staging, { recursive: true }).catch(() => {});
+    throw error;
+  }
+  log(`chroot ${chroot.suite} made in ${((performance.now() - t0) / 1000).toFixed(0)} s`);
+  return root;
+}
+
+/** A place to run kbuild: on the host or in a chroot, with the headers' kbuild dir. */
+interface Toolchain {
+  /** The chroot's root, or null for the host. */
+  root: string | null;
+  /** The `linux-headers-<release>` folder, as seen by make (inside the chroot if any). */
+  kdir: string;
+  /** Identifies the toolchain and headers for the cache key. */
+  id: string;
+}
+
+/** Unpacks the header packages for `release`, on the host or into the chroot. */
+async function toolchain(
+  kernel: KernelName,
+  apt: string[],
+  release: string,
+  version: string,
+  log: (line: string) => void,
+): Promise<Toolchain> {
+  const debs = [];
+  for (const name of await headerPackages(apt, release)) {
+    debs.push(await download(apt, name, version, log));
+  }
+  const chroot = CHROOTS[kernel];
+  const headers = `linux-headers-${release}`;
+  if (chroot === null) {
+    // A private tree; the headers' Makefile names the -common tree by absolute path.
+    const tree = `${CACHE}/headers/${release}_${version}`;
+    const kdir = `${tree}/usr/src/${headers}`;
+    if (!await exists(`${tree}/.done`)) {
+      log(`unpacking the headers of ${release}`);
+      await Deno.remove(tree, { recursive: true }).catch(() => {});
+      await Deno.mkdir(tree, { recursive: true });
+      for (const deb of debs) await sh("dpkg-deb", ["-x", deb, tree]);
+      const makefile = await Deno.readTextFile(`${kdir}/Makefile`);
+      await Deno.writeTextFile(
+        `${kdir}/Makefile`,
+        makefile.replaceAll("include /usr/src/", `include ${tree}/usr/src/`),
+      );
+      await Deno.writeTextFile(`${tree}/.done`, "");
+    }
+    const gcc = (await text("gcc", ["--version"])).split("\n")[0];
+    return { root: null, kdir, id: `host ${gcc} ${debs.join(" ")}` };
+  }
+  const root = await chrootRoot(chroot, log);
+  const marker = `${root}/.headers-${release}_${version}`;
+  if (!await exists(marker)) {
+    log(`unpacking the headers of ${release} into the ${chroot.suite} chroot`);
+    for (const deb of debs) await sh("dpkg-deb", ["-x", deb, root]);
+    await Deno.writeTextFile(marker, "");
+  }
+  return { root, kdir: `/usr/src/${headers}`, id: `chroot ${root} ${debs.join(" ")}` };
+}
+
+/** The files of the fixtures' build (C sources, headers, Kbuild, Makefile), sorted. */
+async function sourceFiles(): Promise<string[]> {
+  const names = [];
+  for await (const entry of Deno.readDir(ROOTKITS_SOURCE)) {
+    if (entry.isFile && /\.[ch]$|^Kbuild$|^Makefile$/.test(entry.name)) names.push(entry.name);
+  }
+  return names.sort();
+}
+
+/** The fixtures' source files (name and bytes' hash). */
+async function sourceIdentity(): Promise<string[]> {
+  const lines = [];
+  for (const name of await sourceFiles()) {
+    const bytes = await Deno.readFile(`${ROOTKITS_SOURCE}/${name}`);
+    lines.push(`${name} ${await sha256(bytes)}`);
+  }
+  return lines;
+}
+
+/** The `vermagic=` of a module's .modinfo. */
+function vermagic(bytes: Uint8Array): string | undefined {
+  const found = /\0vermagic=([^\0]*)\0/.exec(new TextDecoder("latin1").decode(bytes));
+  return found?.[1];
+}
+
+/**
+ * Builds (or finds in the cache) the rootkit fixtures for a guest kernel:
+ * `release` is its `uname -r`, `version` the Debian version of its package,
+ * `apt` the apt options of its suite.
+ */
+export async function buildFixtures(
+  kernel: KernelName,
+  release: string,
+  version: string,
+  apt: string[],
+  log: (line: string) => void,
+): Promise<BuiltFixtures> {
+  const tools = await toolchain(kernel, apt, release, version, log);
+  const self = await sha256(await Deno.readFile(new URL(import.meta.url)));
+  const inputs = [tools.id, `fixtures.ts ${self}`, ...await sourceIdentity()];
+  const hash = (await sha256(inputs.join("\n"))).slice(0, 16);
+  const dir = `${CACHE}/fixtures/${kernel}-${hash}`;
+  if (await exists(`${dir}/.done`)) return { dir, hash };
+
+  log(`building the rootkit fixtures for ${release}`);
+  const t0 = performance.now();
+  // The sources are copied where make runs: kbuild writes its objects next to them.
+  const base = tools.root === null ? CACHE : `${tools.root}/tmp`;
+  await Deno.mkdir(base, { recursive: true });
+  const work = await Deno.makeTempDir({ dir: base, prefix: "rootkits-" });
+  try {
+    for (const name of await sourceFiles()) {
+      await Deno.copyFile(`${ROOTKITS_SOURCE}/${name}`, `${work}/${name}`);
+    }
+    const m = tools.root === null ? work : work.slice(tools.root.length);
+    const make = ["make", "-C", tools.kdir, `M=${m}`, "modules"];
+    if (tools.root === null) await run(make[0]!, make.slice(1));
+    else await run("chroot", [tools.root, ...make]);
+
+    const staging = `${dir}.tmp-${Deno.pid}`;
+    await Deno.remove(staging, { recursive: true }).catch(() => {});
+    await Deno.mkdir(staging, { recursive: true });
+    for (const name of ROOTKITS) {
+      const bytes = await Deno.readFile(`${work}/${name}.ko`);
+      const magic = vermagic(bytes);
+      if (!magic?.startsWith(`${release} `)) {
+        throw new Error(
+          `The fixture ${name}.ko was built for ${magic ?? "no kernel"}, not for ${release}`,
+        );
+      }
+      await Deno.writeFile(`${staging}/${name}.ko`, bytes);
+    }
+    await Deno.writeTextFile(`${staging}/.done`, "");
+    await Deno.mkdir(`${CACHE}/fixtures`, { recursive: true });
+    await Deno.remove(dir, { recursive: true }).catch(() => {});
+    await Deno.rename(staging, dir);
+  } finally {
+    await Deno.remove(work, { recursive: true }).catch(() => {});
+  }
+  log(`rootkit fixtures for ${release} built in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+  await prune(`${CACHE}/fixtures`, `${kernel}-`, dir);
+  return { dir, hash };
+}
+
+/** Removes the older builds of one kernel's fixtures. */
+async function prune(parent: string, prefix: string, keep: string): Promise<void> {
+  for await (const entry of Deno.readDir(parent)) {
+    const path = `${parent}/${entry.name}`;
+    if (entry.name.startsWith(prefix) && path !== keep && !entry.name.includes(".tmp-")) {
+      await Deno.remove(path, { recursive: true }).catch(() => {});
+    }
+  }
+}
