@@ -7,6 +7,11 @@
  * offset of the chain head in a bucket, the offset of the chain node in an
  * object, how many bytes of an object to send and which pointers to follow.
  *
+ * It captures in one of two ways: the pages that cover each object's first
+ * `span` bytes (bulk mode), or, when the IDS sends a capture plan, exactly the
+ * plan's byte ranges of each object and of where its pointers point, as FIELDS
+ * records (fields mode).
+ *
  * A large table is mostly empty buckets: they are read here and not sent. For
  * each non-empty bucket a HEAD record (addr = the head pointer's address,
  * value = its value) comes before the pages of its chain's objects; the IDS
@@ -18,6 +23,7 @@
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
 #include "common.h"
+#include "plan.h"
 #include <bpf/bpf_core_read.h>
 
 #define MAX_TABLES 4
@@ -37,8 +43,9 @@ struct hash_follow {
 	__u16 pointer; /* offset of the pointer in the object */
 	__u16 guard;   /* offset of a byte in the object that decides whether to follow */
 	__u32 mask;    /* follow when the guard byte is below 32 and its bit in mask is set */
-	__u32 span;    /* bytes to send from where the pointer points */
-	__u32 unused;
+	__u32 span;    /* bytes to send from where the pointer points (pages) */
+	__u32 nranges; /* with a plan: how many of ranges to send instead */
+	struct plan_range ranges[MAX_RANGES];
 };
 
 struct walk_hash_params {
@@ -47,13 +54,17 @@ struct walk_hash_params {
 	__u32 span;  /* bytes of each object to send (the pages that cover them) */
 	__u32 limit; /* objects to visit at most */
 	__u32 nfollows;
+	__u32 nranges; /* 0: send pages; else a capture plan: send these ranges of each object */
+	__u32 unused;
 	struct hash_table tables[MAX_TABLES];
+	struct plan_range ranges[MAX_RANGES];
 	struct hash_follow follows[MAX_FOLLOWS];
 };
 
 #define PARAMS_STRUCT walk_hash_params
 #include "emit.h"
 #include "walk.h"
+#include "ranges.h"
 
 #define MAX_OBJECTS 4194304
 /* Buckets one visit reads at most while it looks for a non-empty one. */
@@ -135,7 +146,8 @@ static long visit_hash(__u32 index, void *ctx)
 		state.cursor = 0; /* met before: it moved chains, and this chain is walked */
 		return 0;
 	}
-	if (emit_object(obj, p->span, state.run_id))
+	if (p->nranges ? emit_ranges(obj, p->ranges, p->nranges, FIELDS_OBJECT) :
+			 emit_object(obj, p->span, state.run_id))
 		return walk_fail(obj, 0);
 	for (i = 0; i < MAX_FOLLOWS; i++) {
 		struct hash_follow *f = &p->follows[i];
@@ -151,8 +163,15 @@ static long visit_hash(__u32 index, void *ctx)
 			return walk_fail(obj + f->pointer, -14 /* EFAULT */);
 		if (target < KERNEL_SPACE_START)
 			continue;
-		if (emit_object(target, f->span, state.run_id))
+		if (p->nranges) {
+			/* Objects are 8-byte aligned: target + 2 + i keeps follows apart from objects. */
+			if (visit_once(target + 2 + i, state.run_id))
+				continue;
+			if (emit_ranges(target, f->ranges, f->nranges, FIELDS_FOLLOW_0 + i))
+				return walk_fail(target, 0);
+		} else if (emit_object(target, f->span, state.run_id)) {
 			return walk_fail(target, 0);
+		}
 	}
 	if (bpf_probe_read_kernel(&next, sizeof(next), (const void *)node))
 		return walk_fail(node, -14 /* EFAULT */);
