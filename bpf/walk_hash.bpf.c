@@ -85,13 +85,23 @@ static __always_inline int chain_end(__u64 node, __u8 nulls)
 	return !node || (nulls && (node & 1));
 }
 
+/*
+ * The walk's heavy parts are global functions: the verifier checks each once,
+ * on its own, rather than at every call in every path (old verifiers, e.g.
+ * 6.1's, otherwise give up on the program's size).
+ */
+
 /* Reads buckets until one holds a chain; returns 1 to stop the batch. */
-static __always_inline long next_chain(struct walk_hash_params *p)
+__noinline int next_chain(void)
 {
+	__u32 zero = 0;
+	struct walk_hash_params *p = bpf_map_lookup_elem(&params, &zero);
 	struct hash_table *t;
 	__u64 addr, first = 0;
 	int i;
 
+	if (!p)
+		return 1;
 	if (where.table >= p->ntables || where.table >= MAX_TABLES) {
 		state.status = WALK_DONE;
 		return 1;
@@ -119,6 +129,30 @@ static __always_inline long next_chain(struct walk_hash_params *p)
 	return 0;
 }
 
+/*
+ * Sends an object (which = 0) or where its follow which - 1 points: the pages
+ * that cover its span, or, with a capture plan, its planned ranges. Returns 0,
+ * or a negative errno (a FAULT record is emitted).
+ */
+__noinline int capture(__u64 addr, __u32 which)
+{
+	__u32 zero = 0;
+	struct walk_hash_params *p = bpf_map_lookup_elem(&params, &zero);
+	struct hash_follow *f;
+
+	if (!p)
+		return -22; /* EINVAL */
+	if (which == 0) {
+		if (p->nranges)
+			return emit_ranges(addr, p->ranges, p->nranges, FIELDS_OBJECT);
+		return emit_object(addr, p->span, state.run_id);
+	}
+	f = &p->follows[(which - 1) & (MAX_FOLLOWS - 1)];
+	if (p->nranges)
+		return emit_ranges(addr, f->ranges, f->nranges, FIELDS_FOLLOW_0 + ((which - 1) & (MAX_FOLLOWS - 1)));
+	return emit_object(addr, f->span, state.run_id);
+}
+
 static long visit_hash(__u32 index, void *ctx)
 {
 	__u32 zero = 0;
@@ -133,7 +167,7 @@ static long visit_hash(__u32 index, void *ctx)
 	if (ring_room() < OBJECT_ROOM)
 		return 1; /* pause: the agent drains the ring and fires again */
 	if (!node)
-		return next_chain(p);
+		return next_chain() ? 1 : 0;
 	if (state.visited >= state.limit) {
 		if (state.bounded)
 			return walk_fail(node, -FAULT_LOOP_BOUND);
@@ -146,8 +180,7 @@ static long visit_hash(__u32 index, void *ctx)
 		state.cursor = 0; /* met before: it moved chains, and this chain is walked */
 		return 0;
 	}
-	if (p->nranges ? emit_ranges(obj, p->ranges, p->nranges, FIELDS_OBJECT) :
-			 emit_object(obj, p->span, state.run_id))
+	if (capture(obj, 0))
 		return walk_fail(obj, 0);
 	for (i = 0; i < MAX_FOLLOWS; i++) {
 		struct hash_follow *f = &p->follows[i];
@@ -163,15 +196,12 @@ static long visit_hash(__u32 index, void *ctx)
 			return walk_fail(obj + f->pointer, -14 /* EFAULT */);
 		if (target < KERNEL_SPACE_START)
 			continue;
-		if (p->nranges) {
-			/* Objects are 8-byte aligned: target + 2 + i keeps follows apart from objects. */
-			if (visit_once(target + 2 + i, state.run_id))
-				continue;
-			if (emit_ranges(target, f->ranges, f->nranges, FIELDS_FOLLOW_0 + i))
-				return walk_fail(target, 0);
-		} else if (emit_object(target, f->span, state.run_id)) {
+		/* A plan's follow is sent once per run; pages are sent once anyway (emit_object). */
+		/* Objects are 8-byte aligned: target + 2 + i keeps follows apart from objects. */
+		if (p->nranges && visit_once(target + 2 + i, state.run_id))
+			continue;
+		if (capture(target, 1 + i))
 			return walk_fail(target, 0);
-		}
 	}
 	if (bpf_probe_read_kernel(&next, sizeof(next), (const void *)node))
 		return walk_fail(node, -14 /* EFAULT */);
