@@ -67,8 +67,11 @@ struct walk_hash_params {
 #include "ranges.h"
 
 #define MAX_OBJECTS 4194304
-/* Buckets one visit reads at most while it looks for a non-empty one. */
-#define SCAN_BUCKETS 64
+/*
+ * Buckets one visit reads at most while it looks for a non-empty one: few, as
+ * each may end in two ways and 6.1's verifier walks every combination.
+ */
+#define SCAN_BUCKETS 8
 /* Worst case an object takes in the ring: its pages, its follows' pages and small records. */
 #define OBJECT_ROOM (((1 + MAX_FOLLOWS) * MAX_OBJECT_PAGES) * PAGE_RECORD_ROOM + 512)
 
