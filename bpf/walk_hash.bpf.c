@@ -7,6 +7,11 @@
  * offset of the chain head in a bucket, the offset of the chain node in an
  * object, how many bytes of an object to send and which pointers to follow.
  *
+ * It captures in one of two ways: the pages that cover each object's first
+ * `span` bytes (bulk mode), or, when the IDS sends a capture plan, exactly the
+ * plan's byte ranges of each object and of where its pointers point, as FIELDS
+ * records (fields mode).
+ *
  * A large table is mostly empty buckets: they are read here and not sent. For
  * each non-empty bucket a HEAD record (addr = the head pointer's address,
  * value = its value) comes before the pages of its chain's objects; the IDS
@@ -18,6 +23,7 @@
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
 #include "common.h"
+#include "plan.h"
 #include <bpf/bpf_core_read.h>
 
 #define MAX_TABLES 4
@@ -37,8 +43,9 @@ struct hash_follow {
 	__u16 pointer; /* offset of the pointer in the object */
 	__u16 guard;   /* offset of a byte in the object that decides whether to follow */
 	__u32 mask;    /* follow when the guard byte is below 32 and its bit in mask is set */
-	__u32 span;    /* bytes to send from where the pointer points */
-	__u32 unused;
+	__u32 span;    /* bytes to send from where the pointer points (pages) */
+	__u32 nranges; /* with a plan: how many of ranges to send instead */
+	struct plan_range ranges[MAX_RANGES];
 };
 
 struct walk_hash_params {
@@ -47,17 +54,24 @@ struct walk_hash_params {
 	__u32 span;  /* bytes of each object to send (the pages that cover them) */
 	__u32 limit; /* objects to visit at most */
 	__u32 nfollows;
+	__u32 nranges; /* 0: send pages; else a capture plan: send these ranges of each object */
+	__u32 unused;
 	struct hash_table tables[MAX_TABLES];
+	struct plan_range ranges[MAX_RANGES];
 	struct hash_follow follows[MAX_FOLLOWS];
 };
 
 #define PARAMS_STRUCT walk_hash_params
 #include "emit.h"
 #include "walk.h"
+#include "ranges.h"
 
 #define MAX_OBJECTS 4194304
-/* Buckets one visit reads at most while it looks for a non-empty one. */
-#define SCAN_BUCKETS 64
+/*
+ * Buckets one visit reads at most while it looks for a non-empty one: few, as
+ * each may end in two ways and 6.1's verifier walks every combination.
+ */
+#define SCAN_BUCKETS 8
 /* Worst case an object takes in the ring: its pages, its follows' pages and small records. */
 #define OBJECT_ROOM (((1 + MAX_FOLLOWS) * MAX_OBJECT_PAGES) * PAGE_RECORD_ROOM + 512)
 
@@ -74,13 +88,23 @@ static __always_inline int chain_end(__u64 node, __u8 nulls)
 	return !node || (nulls && (node & 1));
 }
 
+/*
+ * The walk's heavy parts are global functions: the verifier checks each once,
+ * on its own, rather than at every call in every path (old verifiers, e.g.
+ * 6.1's, otherwise give up on the program's size).
+ */
+
 /* Reads buckets until one holds a chain; returns 1 to stop the batch. */
-static __always_inline long next_chain(struct walk_hash_params *p)
+__noinline int next_chain(void)
 {
+	__u32 zero = 0;
+	struct walk_hash_params *p = bpf_map_lookup_elem(&params, &zero);
 	struct hash_table *t;
 	__u64 addr, first = 0;
 	int i;
 
+	if (!p)
+		return 1;
 	if (where.table >= p->ntables || where.table >= MAX_TABLES) {
 		state.status = WALK_DONE;
 		return 1;
@@ -108,6 +132,30 @@ static __always_inline long next_chain(struct walk_hash_params *p)
 	return 0;
 }
 
+/*
+ * Sends an object (which = 0) or where its follow which - 1 points: the pages
+ * that cover its span, or, with a capture plan, its planned ranges. Returns 0,
+ * or a negative errno (a FAULT record is emitted).
+ */
+__noinline int capture(__u64 addr, __u32 which)
+{
+	__u32 zero = 0;
+	struct walk_hash_params *p = bpf_map_lookup_elem(&params, &zero);
+	struct hash_follow *f;
+
+	if (!p)
+		return -22; /* EINVAL */
+	if (which == 0) {
+		if (p->nranges)
+			return emit_ranges(addr, p->ranges, p->nranges, FIELDS_OBJECT);
+		return emit_object(addr, p->span, state.run_id);
+	}
+	f = &p->follows[(which - 1) & (MAX_FOLLOWS - 1)];
+	if (p->nranges)
+		return emit_ranges(addr, f->ranges, f->nranges, FIELDS_FOLLOW_0 + ((which - 1) & (MAX_FOLLOWS - 1)));
+	return emit_object(addr, f->span, state.run_id);
+}
+
 static long visit_hash(__u32 index, void *ctx)
 {
 	__u32 zero = 0;
@@ -122,7 +170,7 @@ static long visit_hash(__u32 index, void *ctx)
 	if (ring_room() < OBJECT_ROOM)
 		return 1; /* pause: the agent drains the ring and fires again */
 	if (!node)
-		return next_chain(p);
+		return next_chain() ? 1 : 0;
 	if (state.visited >= state.limit) {
 		if (state.bounded)
 			return walk_fail(node, -FAULT_LOOP_BOUND);
@@ -135,7 +183,7 @@ static long visit_hash(__u32 index, void *ctx)
 		state.cursor = 0; /* met before: it moved chains, and this chain is walked */
 		return 0;
 	}
-	if (emit_object(obj, p->span, state.run_id))
+	if (capture(obj, 0))
 		return walk_fail(obj, 0);
 	for (i = 0; i < MAX_FOLLOWS; i++) {
 		struct hash_follow *f = &p->follows[i];
@@ -151,7 +199,11 @@ static long visit_hash(__u32 index, void *ctx)
 			return walk_fail(obj + f->pointer, -14 /* EFAULT */);
 		if (target < KERNEL_SPACE_START)
 			continue;
-		if (emit_object(target, f->span, state.run_id))
+		/* A plan's follow is sent once per run; pages are sent once anyway (emit_object). */
+		/* Objects are 8-byte aligned: target + 2 + i keeps follows apart from objects. */
+		if (p->nranges && visit_once(target + 2 + i, state.run_id))
+			continue;
+		if (capture(target, 1 + i))
 			return walk_fail(target, 0);
 	}
 	if (bpf_probe_read_kernel(&next, sizeof(next), (const void *)node))

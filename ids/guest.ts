@@ -23,7 +23,8 @@ import { Kallsyms } from "./profile/kallsyms.ts";
 import { KernelProfile } from "./profile/profile.ts";
 import { listModules, type ModuleInfo } from "./os/modules.ts";
 import { listTasks, type ProcessInfo } from "./os/tasks.ts";
-import { moduleCapturePlan, taskCapturePlan } from "./os/plans.ts";
+import { moduleCapturePlan, socketCapturePlan, taskCapturePlan } from "./os/plans.ts";
+import type { GuardedPlan } from "./memory/plan_recorder.ts";
 import { hashWalk } from "./memory/hash.ts";
 import {
   findInit,
@@ -84,6 +85,13 @@ export function parseFetchMode(text: string): FetchMode {
   throw new Error(`Unknown fetch mode ${text}: use ${FETCH_MODES.join(", ")}`);
 }
 
+/** The views' capture plans for one kernel (for `fields` mode). */
+interface GuestPlans {
+  tasks: CapturePlan;
+  modules: CapturePlan | undefined;
+  sockets: GuardedPlan | undefined;
+}
+
 /** A guest reached through its agent. */
 export class Guest {
   /** The agent connection. */
@@ -92,14 +100,14 @@ export class Guest {
   readonly profile: KernelProfile;
   readonly #programs: ProgramSet;
   /** The views' capture plans for this kernel (for `fields` mode). */
-  readonly #plans: { tasks: CapturePlan; modules: CapturePlan | undefined };
+  readonly #plans: GuestPlans;
   /** The initial network namespace's socket tables, found on first use. */
   #socketTables: SocketTables | undefined;
 
   private constructor(
     client: AgentClient,
     profile: KernelProfile,
-    plans: { tasks: CapturePlan; modules: CapturePlan | undefined },
+    plans: GuestPlans,
   ) {
     this.client = client;
     this.profile = profile;
@@ -134,6 +142,7 @@ export class Guest {
       const guest = new Guest(client, profile, {
         tasks: await taskCapturePlan(profile),
         modules: await moduleCapturePlan(profile),
+        sockets: await socketCapturePlan(profile),
       });
       await guest.#programs.preload([
         "read_page",
@@ -241,8 +250,14 @@ export class Guest {
       const mem = this.memory();
       if (this.profile.sockets === undefined) return { items: [], mem };
       const tables = this.#socketTables ??= await this.#findSocketTables(mem);
-      if (mode === "bulk" || mode === "fields") {
+      if (mode === "bulk") {
         await hashWalk(this.#programs, mem, socketWalkSpec(this.profile, tables));
+      } else if (mode === "fields") {
+        await hashWalk(
+          this.#programs,
+          mem,
+          socketWalkSpec(this.profile, tables, this.#plans.sockets),
+        );
       }
       const items = await listSockets(mem, this.profile, tables);
       return { items: items.map(socketInfo), mem };

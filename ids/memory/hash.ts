@@ -1,9 +1,10 @@
 /**
- * `bulk` mode for hash tables: one request in which the generic hash walker
- * (bpf/walk_hash.bpf.c) reads every bucket of some tables in the guest and
- * streams back the heads of the non-empty chains and the pages of the objects
- * on them (and of what some of their pointers point to). The pages go into the
- * page cache; the bucket heads into the range cache, every bucket the walker
+ * `bulk` and `fields` mode for hash tables: one request in which the generic
+ * hash walker (bpf/walk_hash.bpf.c) reads every bucket of some tables in the
+ * guest and streams back the heads of the non-empty chains and the pages of
+ * the objects on them and of what some of their pointers point to (bulk), or
+ * only the byte ranges a capture plan names (fields). Pages go into the page
+ * cache, ranges and the bucket heads into the range cache, every bucket the walker
  * did not report holding an empty chain. The OS views then read the tables
  * from memory as usual, without the empty buckets' megabytes on the wire.
  *
@@ -12,6 +13,13 @@
 import { type BpfRecord, RecordKind } from "../../bpf/records.ts";
 import type { KernelMemory } from "./memory.ts";
 import { firstFault, type ProgramSet } from "./programs.ts";
+import {
+  type CapturePlan,
+  checkRanges,
+  type FieldRange,
+  PLAN_LIMITS,
+  storeFields,
+} from "./plan.ts";
 
 /** One hash table of chains. */
 export interface HashTable {
@@ -37,8 +45,10 @@ export interface HashFollow {
   guard: number;
   /** Follow when the guard byte's value v is below 32 and bit v is set. */
   mask: number;
-  /** Bytes to fetch from where it points. */
+  /** Bytes to fetch from where it points (as pages). */
   span: number;
+  /** With a capture plan: the ranges to fetch from where it points instead. */
+  ranges?: FieldRange[];
 }
 
 /** What to walk: up to {@linkcode HASH_LIMITS}`.tables` tables of objects alike. */
@@ -49,6 +59,11 @@ export interface HashWalkSpec {
   span: number;
   /** Pointers to follow. */
   follows: HashFollow[];
+  /**
+   * A capture plan (`fields` mode): the ranges of each object to fetch
+   * instead of pages; they include each table's link.
+   */
+  ranges?: FieldRange[];
 }
 
 /** Bounds of bpf/walk_hash.bpf.c: keep in step. */
@@ -81,14 +96,29 @@ export function encodeHashWalk(spec: HashWalkSpec, limit = 0xffff_ffff): Uint8Ar
       throw new Error(`Hash walk span ${span} is out of range`);
     }
   }
-  const bytes = new Uint8Array(16 + HASH_LIMITS.tables * 24 + HASH_LIMITS.follows * 16);
+  const rangesAt = 24 + HASH_LIMITS.tables * 24;
+  const followsAt = rangesAt + PLAN_LIMITS.ranges * 4;
+  const followBytes = 16 + PLAN_LIMITS.ranges * 4;
+  const bytes = new Uint8Array(followsAt + HASH_LIMITS.follows * followBytes);
   const view = new DataView(bytes.buffer);
+  const putRanges = (at: number, ranges: FieldRange[], what: string) => {
+    checkRanges(ranges, what);
+    ranges.forEach((r, i) => {
+      view.setUint16(at + i * 4, r.offset, true);
+      view.setUint16(at + i * 4 + 2, r.len, true);
+    });
+  };
   view.setUint32(0, spec.tables.length, true);
   view.setUint32(4, spec.span, true);
   view.setUint32(8, limit, true);
   view.setUint32(12, spec.follows.length, true);
+  if (spec.ranges !== undefined) {
+    if (spec.ranges.length === 0) throw new Error("Hash walk capture plan has no ranges");
+    view.setUint32(16, spec.ranges.length, true);
+    putRanges(rangesAt, spec.ranges, "the object");
+  }
   spec.tables.forEach((t, i) => {
-    const at = 16 + i * 24;
+    const at = 24 + i * 24;
     view.setBigUint64(at, t.base, true);
     view.setUint32(at + 8, t.count, true);
     view.setUint16(at + 12, t.stride, true);
@@ -97,11 +127,16 @@ export function encodeHashWalk(spec: HashWalkSpec, limit = 0xffff_ffff): Uint8Ar
     view.setUint8(at + 18, t.nulls ? 1 : 0);
   });
   spec.follows.forEach((f, i) => {
-    const at = 16 + HASH_LIMITS.tables * 24 + i * 16;
+    const at = followsAt + i * followBytes;
     view.setUint16(at, f.pointer, true);
     view.setUint16(at + 2, f.guard, true);
     view.setUint32(at + 4, f.mask >>> 0, true);
     view.setUint32(at + 8, f.span, true);
+    if (spec.ranges !== undefined) {
+      const ranges = f.ranges ?? [];
+      view.setUint32(at + 12, ranges.length, true);
+      putRanges(at + 16, ranges, `follow ${i}`);
+    }
   });
   return bytes;
 }
@@ -127,6 +162,13 @@ export function collectHashWalk(
 ): HashWalkResult {
   const fault = firstFault("Hash table walk", records);
   if (fault) throw fault;
+  const plan: CapturePlan = {
+    link: 0,
+    ranges: spec.ranges ?? [],
+    follows: spec.follows.map((f) => ({ pointer: f.pointer, ranges: f.ranges ?? [] })),
+  };
+  const ranges = mem.ranges;
+  if (ranges === undefined) throw new Error("Hash table walk needs a memory with a range cache");
   const heads = new Map<bigint, bigint>();
   const result: HashWalkResult = { objects: 0, chains: 0, pages: 0 };
   let ended = false;
@@ -134,6 +176,8 @@ export function collectHashWalk(
     if (record.kind === RecordKind.Page) {
       mem.cache.put(record.addr, record.payload);
       result.pages++;
+    } else if (record.kind === RecordKind.Fields) {
+      storeFields(plan, record, ranges);
     } else if (record.kind === RecordKind.Head) {
       heads.set(record.addr, BigInt.asUintN(64, record.value));
     } else if (record.kind === RecordKind.End) {
@@ -143,8 +187,6 @@ export function collectHashWalk(
   }
   if (!ended) throw new Error("Hash table walk ended without its END record");
   result.chains = heads.size;
-  const ranges = mem.ranges;
-  if (ranges === undefined) throw new Error("Hash table walk needs a memory with a range cache");
   for (const table of spec.tables) storeHeads(ranges, table, heads);
   return result;
 }

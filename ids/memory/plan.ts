@@ -64,7 +64,8 @@ export function coalesce(ranges: FieldRange[], gap = 8): FieldRange[] {
   return out;
 }
 
-function checkRanges(ranges: FieldRange[], what: string): void {
+/** Throws when the walkers cannot copy `ranges` (too many, too long, or past one record). */
+export function checkRanges(ranges: FieldRange[], what: string): void {
   if (ranges.length > PLAN_LIMITS.ranges) {
     throw new Error(
       `Capture plan: ${what} has ${ranges.length} ranges, the walker takes ${PLAN_LIMITS.ranges}`,

@@ -9,7 +9,7 @@
  * @module
  */
 import type { MemoryReader } from "./memory.ts";
-import { type CapturePlan, coalesce, type FieldRange } from "./plan.ts";
+import { type CapturePlan, coalesce, type FieldRange, type FollowPlan } from "./plan.ts";
 
 // Made-up addresses, far from any kernel address: the object, and one region per pointer.
 const OBJECT_BASE = 0x1000_0000_0000_0000n;
@@ -20,12 +20,19 @@ class RecordingMemory implements MemoryReader {
   readonly object: FieldRange[] = [];
   /** By pointer offset: the made-up address it returned and the reads through it. */
   readonly follows = new Map<number, { base: bigint; ranges: FieldRange[] }>();
+  /** Bytes of the object that reads return (by offset); the others read as zero. */
+  readonly #preset: ReadonlyMap<number, number>;
+
+  constructor(preset: ReadonlyMap<number, number> = new Map()) {
+    this.#preset = preset;
+  }
 
   read(addr: bigint, len: number): Promise<Uint8Array> {
     const bytes = new Uint8Array(len);
     if (addr >= OBJECT_BASE && addr < OBJECT_BASE + REGION) {
       const offset = Number(addr - OBJECT_BASE);
       this.object.push({ offset, len });
+      for (let i = 0; i < len; i++) bytes[i] = this.#preset.get(offset + i) ?? 0;
       if (len === 8) {
         let follow = this.follows.get(offset);
         if (follow === undefined) {
@@ -84,5 +91,68 @@ export async function recordPlan(
     link,
     ranges: coalesce([...memory.object, { offset: link, len: 8 }]),
     follows,
+  };
+}
+
+/** A pointer to follow only when the object's guard byte has one of some values. */
+export interface GuardedFollowPlan extends FollowPlan {
+  /** Bit v set: follow when the guard byte is v (values below 32). */
+  mask: number;
+}
+
+/** A capture plan for objects whose reader reads differently by their contents. */
+export interface GuardedPlan {
+  /** Ranges of each object (the links included). */
+  ranges: FieldRange[];
+  /** Offset of the guard byte in the object. */
+  guard: number;
+  /** Pointers to follow, each for some guard values. */
+  follows: GuardedFollowPlan[];
+}
+
+/** One case of {@linkcode recordGuardedPlan}: a reader and the object bytes it meets. */
+export interface PlanCase {
+  /** The view's reader of one object. */
+  read: (mem: MemoryReader, obj: bigint) => Promise<unknown>;
+  /** Bytes of the object, by offset (the others read as zero). */
+  preset: ReadonlyMap<number, number>;
+}
+
+/**
+ * The capture plan of a view's readers when what they read depends on the
+ * object: each case runs a reader on an object with some bytes preset, and the
+ * plan holds every range any case read, the chain links at `links`, and each
+ * pointer any case followed, with the guard byte's values (at `guard`, below
+ * 32) of the cases that followed it.
+ */
+export async function recordGuardedPlan(
+  cases: PlanCase[],
+  links: number[],
+  guard: number,
+): Promise<GuardedPlan> {
+  const object: FieldRange[] = links.map((offset) => ({ offset, len: 8 }));
+  const follows = new Map<number, { ranges: FieldRange[]; mask: number }>();
+  for (const { read, preset } of cases) {
+    const value = preset.get(guard) ?? 0;
+    if (value >= 32) throw new Error(`Cannot plan: guard value ${value} is not below 32`);
+    const memory = new RecordingMemory(preset);
+    await read(memory, OBJECT_BASE);
+    object.push(...memory.object);
+    for (const [pointer, follow] of memory.follows) {
+      if (follow.ranges.length === 0) continue;
+      const merged = follows.get(pointer) ?? { ranges: [], mask: 0 };
+      merged.ranges.push(...follow.ranges);
+      merged.mask = (merged.mask | (1 << value)) >>> 0;
+      follows.set(pointer, merged);
+    }
+  }
+  return {
+    ranges: coalesce(object),
+    guard,
+    follows: [...follows.entries()].map(([pointer, f]) => ({
+      pointer,
+      ranges: coalesce(f.ranges),
+      mask: f.mask,
+    })),
   };
 }

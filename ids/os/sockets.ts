@@ -11,6 +11,7 @@
  */
 import type { MemoryReader } from "../memory/memory.ts";
 import type { HashTable, HashWalkSpec } from "../memory/hash.ts";
+import type { GuardedPlan } from "../memory/plan_recorder.ts";
 import type { KernelProfile, SocketBucketLayout, SocketLayout } from "../profile/profile.ts";
 import { isKernelAddress, ListWalkError } from "./list.ts";
 
@@ -66,6 +67,9 @@ export interface SocketListOptions {
 const AF_INET = 2;
 const AF_INET6 = 10;
 
+/** The address families the view lists. */
+export const SOCKET_FAMILIES: readonly number[] = [AF_INET, AF_INET6];
+
 /** include/net/tcp_states.h, whose numbers /proc/net/tcp prints (`st`). */
 const TCP_STATES = [
   "",
@@ -86,6 +90,15 @@ const TCP_STATES = [
 const TCP_TIME_WAIT = 6;
 const TCP_NEW_SYN_RECV = 12;
 const TCP_SYN_RECV = 3;
+
+/**
+ * States of the TCP tables' other objects than full sockets: TIME_WAIT
+ * (`inet_timewait_sock`) and NEW_SYN_RECV (`request_sock`).
+ */
+export const TCP_ONLY_STATES: readonly number[] = [TCP_TIME_WAIT, TCP_NEW_SYN_RECV];
+
+/** State numbers are below this (TCP_MAX_STATES, 14 in 6.18, and room for more). */
+export const SOCKET_STATE_RANGE = 16;
 
 /** The kernel's name of a TCP state number (include/net/tcp_states.h). */
 export function tcpStateName(state: number): string {
@@ -209,8 +222,27 @@ export function socketSpan(profile: KernelProfile): number {
  * (its first {@linkcode socketSpan} bytes), the inode number of a full
  * socket's `struct socket`, and a request socket's listener.
  */
-export function socketWalkSpec(profile: KernelProfile, tables: SocketTables): HashWalkSpec {
+export function socketWalkSpec(
+  profile: KernelProfile,
+  tables: SocketTables,
+  plan?: GuardedPlan,
+): HashWalkSpec {
   const l = layoutOf(profile);
+  if (plan !== undefined) {
+    // fields mode: what the view's reader reads, learned from it (ids/os/plans.ts).
+    return {
+      tables: [tables.tcpListen, tables.tcpEstablished, ...(tables.udp ? [tables.udp] : [])],
+      span: socketSpan(profile),
+      ranges: plan.ranges,
+      follows: plan.follows.map((f) => ({
+        pointer: f.pointer,
+        guard: plan.guard,
+        mask: f.mask,
+        span: 8,
+        ranges: f.ranges,
+      })),
+    };
+  }
   return {
     tables: [tables.tcpListen, tables.tcpEstablished, ...(tables.udp ? [tables.udp] : [])],
     span: socketSpan(profile),
@@ -304,11 +336,11 @@ export async function readSocket(
     // A request_sock: /proc shows SYN_RECV, its listener's uid and no inode.
     stateNumber = TCP_SYN_RECV;
     const listener = await mem.u64(at(l.rsk_listener));
-    if (isKernelAddress(listener)) uid = await mem.u32(listener + BigInt(l.sk_uid.offset));
+    if (listener !== 0n) uid = await mem.u32(listener + BigInt(l.sk_uid.offset));
   } else {
     uid = await mem.u32(at(l.sk_uid));
     const socket = await mem.u64(at(l.sk_socket));
-    if (isKernelAddress(socket)) inode = Number(await mem.u64(socket + BigInt(l.socketIno.offset)));
+    if (socket !== 0n) inode = Number(await mem.u64(socket + BigInt(l.socketIno.offset)));
   }
   return {
     proto,

@@ -518,9 +518,9 @@ function socketLayout(layouts: Layouts, kallsyms: Kallsyms): SocketLayout {
   }
   const deathRowPointer = deathRow.kind === "ptr";
 
-  // Linux 5.19 ("tcp: Use a nulls list for lhash2"?) made the listening hash lhash2 an
-  // hlist_nulls through skc_nulls_node; before, lhash2 chained listeners through
-  // inet_connection_sock.icsk_listen_portaddr_node in a plain hlist `head`.
+  // Linux 5.19 ("net: inet: Retire port only listening_hash") made lhash2 the only listening
+  // hash, an hlist_nulls `nulls_head` through skc_nulls_node; before, lhash2 chained listeners
+  // through inet_connection_sock.icsk_listen_portaddr_node in a plain hlist `head`.
   const listenNulls = layouts.has("inet_listen_hashbucket", "nulls_head");
   const listenBucket: SocketBucketLayout = listenNulls
     ? {

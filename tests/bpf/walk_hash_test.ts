@@ -10,6 +10,7 @@ import { KernelMemory } from "../../ids/memory/memory.ts";
 import { PageCache } from "../../ids/memory/page_cache.ts";
 import { RangeCache } from "../../ids/memory/range_cache.ts";
 import { listSockets, socketWalkSpec } from "../../ids/os/sockets.ts";
+import { socketCapturePlan } from "../../ids/os/plans.ts";
 import type { Guest } from "../../ids/guest.ts";
 import { IS_ROOT, withGuest } from "../_helpers/agent.ts";
 
@@ -36,7 +37,8 @@ async function viewOf(guest: Guest, records: BpfRecord[], spec: HashWalkSpec) {
 }
 
 Deno.test({
-  name: "walk_hash with and without bpf_loop sends what the socket view needs (root)",
+  name:
+    "walk_hash with and without bpf_loop, as pages or by plan, sends what the socket view needs (root)",
   ignore: !IS_ROOT,
   fn: () =>
     withGuest(async (guest) => {
@@ -49,23 +51,40 @@ Deno.test({
       try {
         const tables = await guest.socketTables();
         assert.ok(tables, guest.profile.socketsNote);
-        const spec = socketWalkSpec(guest.profile, tables);
-        const buckets = spec.tables.reduce((sum, t) => sum + t.count, 0);
-        for (const [path, program] of [["bounded", bounded], ["bpf_loop", looped]] as const) {
+        const specs = {
+          pages: socketWalkSpec(guest.profile, tables),
+          plan: socketWalkSpec(guest.profile, tables, await socketCapturePlan(guest.profile)),
+        };
+        const buckets = specs.pages.tables.reduce((sum, t) => sum + t.count, 0);
+        for (
+          const [path, program, capture] of [
+            ["bounded", bounded, "pages"],
+            ["bounded", bounded, "plan"],
+            ["bpf_loop", looped, "pages"],
+            ["bpf_loop", looped, "plan"],
+          ] as const
+        ) {
+          const spec = specs[capture];
+          const label = `${path} ${capture}`;
           const { records, fires } = walk(program, spec);
-          assert.equal(records.at(-1)?.kind, RecordKind.End, `${path}: last record`);
-          // The bounded path reads 32 * 64 buckets per fire at most.
-          if (path === "bounded") assert.ok(fires >= buckets / 2048, `${path}: ${fires} fires`);
-          else assert.equal(fires, 1, `${path}: fires`);
+          assert.equal(
+            records.some((r) => r.kind === RecordKind.Page),
+            capture === "pages",
+            `${label}: pages sent`,
+          );
+          assert.equal(records.at(-1)?.kind, RecordKind.End, `${label}: last record`);
+          // The bounded path reads 32 * 8 buckets per fire at most.
+          if (path === "bounded") assert.ok(fires >= buckets / 256, `${label}: ${fires} fires`);
+          else assert.equal(fires, 1, `${label}: fires`);
           const heads = records.filter((r) => r.kind === RecordKind.Head).length;
-          assert.ok(heads > 0 && heads < buckets, `${path}: ${heads} of ${buckets} buckets sent`);
+          assert.ok(heads > 0 && heads < buckets, `${label}: ${heads} of ${buckets} buckets sent`);
           const { sockets } = await viewOf(guest, records, spec);
           const mine = sockets.filter((s) =>
             s.local_port === listener.addr.port && s.state === "LISTEN"
           );
-          assert.equal(mine.length, 1, `${path}: the test's listener`);
+          assert.equal(mine.length, 1, `${label}: the test's listener`);
           assert.equal(mine[0]!.local_addr, "127.0.0.1");
-          assert.ok(mine[0]!.inode > 0, `${path}: the listener's inode`);
+          assert.ok(mine[0]!.inode > 0, `${label}: the listener's inode`);
         }
       } finally {
         bounded.close();

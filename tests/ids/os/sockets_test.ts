@@ -1,0 +1,116 @@
+// Offline: the socket view's pieces that need no kernel: address text, state names, the socket
+// layout of this machine's captured BTF (6.18), and the capture plan learned from the view.
+import assert from "node:assert/strict";
+import { Btf } from "../../../ids/profile/btf.ts";
+import { KernelProfile } from "../../../ids/profile/profile.ts";
+import { encodeHashWalk } from "../../../ids/memory/hash.ts";
+import { socketCapturePlan } from "../../../ids/os/plans.ts";
+import {
+  formatIPv4,
+  formatIPv6,
+  socketSpan,
+  socketWalkSpec,
+  tcpStateName,
+} from "../../../ids/os/sockets.ts";
+import { fixtureBtf, fixtureKallsyms, vmlinuxBtfBytes } from "../profile/_fixtures.ts";
+
+const profile = new KernelProfile({
+  release: "6.18",
+  btf: Btf.parse(await vmlinuxBtfBytes()),
+  kallsyms: fixtureKallsyms("machine-6.18"),
+  pageSize: 4096,
+});
+
+/** WHATWG URL's IPv6 serializer (RFC 5952 compression), an independent oracle. */
+function urlText(bytes: Uint8Array): string {
+  const groups: string[] = [];
+  for (let i = 0; i < 16; i += 2) groups.push(((bytes[i]! << 8) | bytes[i + 1]!).toString(16));
+  return new URL(`http://[${groups.join(":")}]/`).hostname.slice(1, -1);
+}
+
+Deno.test("formatIPv6() compresses as RFC 5952 does, like the URL serializer", () => {
+  let seed = 1;
+  const random = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
+  for (let n = 0; n < 2000; n++) {
+    const bytes = new Uint8Array(16);
+    // Groups are zero half of the time, so that runs of zeros of every length occur.
+    for (let g = 0; g < 8; g++) {
+      if (random() < 0.5) continue;
+      bytes[2 * g] = random() < 0.5 ? 0 : Math.floor(random() * 256);
+      bytes[2 * g + 1] = Math.floor(random() * 256);
+    }
+    if (bytes.subarray(0, 12).every((b, i) => (i < 10 ? b === 0 : b === 0xff))) continue;
+    assert.equal(formatIPv6(bytes), urlText(bytes), `bytes ${bytes}`);
+  }
+});
+
+Deno.test("formatIPv6() writes IPv4-mapped addresses as /proc's users read them", () => {
+  const bytes = new Uint8Array(16);
+  bytes.set([0xff, 0xff, 192, 0, 2, 1], 10);
+  assert.equal(formatIPv6(bytes), "::ffff:192.0.2.1");
+  assert.equal(formatIPv4(new Uint8Array([127, 0, 0, 1])), "127.0.0.1");
+});
+
+Deno.test("tcpStateName() uses the kernel's names, and says which number it does not know", () => {
+  assert.equal(tcpStateName(1), "ESTABLISHED");
+  assert.equal(tcpStateName(6), "TIME_WAIT");
+  assert.equal(tcpStateName(7), "CLOSE");
+  assert.equal(tcpStateName(10), "LISTEN");
+  assert.equal(tcpStateName(0), "state 0");
+  assert.equal(tcpStateName(99), "state 99");
+});
+
+Deno.test("KernelProfile finds the socket tables of 6.18 without data symbols", () => {
+  const l = profile.sockets;
+  assert.ok(l, profile.socketsNote);
+  assert.equal(profile.socketsNote, undefined);
+  assert.equal(l.deathRowPointer, false, "tcp_death_row is embedded since 6.1");
+  assert.ok("netMember" in (l.udpTable ?? {}), "net.ipv4.udp_table since 6.2");
+  assert.equal(l.listenBucket.nulls, true);
+  assert.equal(l.ehashBucket.nulls, true);
+  assert.equal(l.udpBucket.nulls, false);
+  // skc_node and skc_nulls_node share a union: every table links sockets at the same offset.
+  assert.equal(l.ehashBucket.link, l.udpBucket.link);
+  assert.equal(l.listenBucket.link, l.ehashBucket.link);
+  assert.ok(l.skc_net && l.skc_v6_daddr && l.skc_v6_rcv_saddr);
+});
+
+Deno.test("KernelProfile without socket structs has no socket layout, and says why", () => {
+  const p = new KernelProfile({
+    release: "test",
+    btf: fixtureBtf("module_6_4"),
+    kallsyms: fixtureKallsyms("guest-6.1"),
+    pageSize: 4096,
+  });
+  assert.equal(p.sockets, undefined);
+  assert.match(p.socketsNote ?? "", /^Kernel has no socket tables the sockets view knows: /);
+});
+
+Deno.test("the socket capture plan follows sk_socket for full sockets, rsk_listener for requests", async () => {
+  const l = profile.sockets!;
+  const plan = (await socketCapturePlan(profile))!;
+  assert.equal(plan.guard, l.skc_state.offset);
+  const follow = (pointer: number) => plan.follows.find((f) => f.pointer === pointer);
+  const socket = follow(l.sk_socket.offset);
+  const listener = follow(l.rsk_listener.offset);
+  assert.ok(socket && listener, JSON.stringify(plan.follows));
+  assert.equal(plan.follows.length, 2);
+  const TIME_WAIT = 6, NEW_SYN_RECV = 12, ESTABLISHED = 1, LISTEN = 10, CLOSE = 7;
+  for (const state of [ESTABLISHED, LISTEN, CLOSE]) assert.ok(socket.mask & (1 << state));
+  for (const state of [TIME_WAIT, NEW_SYN_RECV]) assert.equal(socket.mask & (1 << state), 0);
+  assert.equal(listener.mask, 1 << NEW_SYN_RECV);
+  assert.deepEqual(socket.ranges, [{ offset: l.socketIno.offset, len: 8 }]);
+  assert.deepEqual(listener.ranges, [{ offset: l.sk_uid.offset, len: 4 }]);
+  // Every range lies within what bulk mode fetches of a socket, and the walker takes the plan.
+  for (const r of plan.ranges) assert.ok(r.offset + r.len <= socketSpan(profile));
+  const table = {
+    base: 0xffff_8880_0000_0000n,
+    count: 1,
+    stride: 8,
+    head: 0,
+    nulls: true,
+    link: 0,
+  };
+  const tables = { net: 0n, tcpListen: table, tcpEstablished: table, udp: table };
+  assert.ok(encodeHashWalk(socketWalkSpec(profile, tables, plan)).byteLength > 0);
+});
