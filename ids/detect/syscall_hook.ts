@@ -95,7 +95,10 @@ export const syscallHookDetector: Detector = {
     if (table !== undefined) {
       const bytes = await mem.read(table, entries * 8);
       const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-      for (let nr = 0; nr < entries; nr++) {
+      // The next symbol may lie past alignment padding: zeros after the last entry are no entries.
+      let used = entries;
+      while (used > 0 && view.getBigUint64((used - 1) * 8, true) === 0n) used--;
+      for (let nr = 0; nr < used; nr++) {
         const entry = view.getBigUint64(nr * 8, true);
         if (inText(entry) && isHandler(kallsyms, entry)) continue;
         alerts.push({
