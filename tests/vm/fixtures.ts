@@ -165,12 +165,9 @@ async function chrootRoot(chroot: Chroot, log: (line: string) => void): Promise<
     ]);
     // Downloaded packages are not needed again.
     await run("chroot", [staging, "apt-get", "clean"]);
-    await Deno.writeTextFile(`${staging}/.done`, "");
-    await Deno.remove(root, { recursive: true }).catch(() => {});
-    await Deno.rename(staging, root);
-  } catch (error) {
+    await publish(staging, root);
+  } finally {
     await Deno.remove(staging, { recursive: true }).catch(() => {});
-    throw error;
   }
   log(`chroot ${chroot.suite} made in ${((performance.now() - t0) / 1000).toFixed(0)} s`);
   return root;
@@ -206,15 +203,22 @@ async function toolchain(
     const kdir = `${tree}/usr/src/${headers}`;
     if (!await exists(`${tree}/.done`)) {
       log(`unpacking the headers of ${release}`);
-      await Deno.remove(tree, { recursive: true }).catch(() => {});
-      await Deno.mkdir(tree, { recursive: true });
-      for (const deb of debs) await sh("dpkg-deb", ["-x", deb, tree]);
-      const makefile = await Deno.readTextFile(`${kdir}/Makefile`);
-      await Deno.writeTextFile(
-        `${kdir}/Makefile`,
-        makefile.replaceAll("include /usr/src/", `include ${tree}/usr/src/`),
-      );
-      await Deno.writeTextFile(`${tree}/.done`, "");
+      const staging = `${tree}.tmp-${Deno.pid}`;
+      try {
+        await Deno.mkdir(staging, { recursive: true });
+        for (const deb of debs) await sh("dpkg-deb", ["-x", deb, staging]);
+        const makefile = `${staging}/usr/src/${headers}/Makefile`;
+        await Deno.writeTextFile(
+          makefile,
+          (await Deno.readTextFile(makefile)).replaceAll(
+            "include /usr/src/",
+            `include ${tree}/usr/src/`,
+          ),
+        );
+        await publish(staging, tree);
+      } finally {
+        await Deno.remove(staging, { recursive: true }).catch(() => {});
+      }
     }
     const gcc = (await text("gcc", ["--version"])).split("\n")[0];
     return { root: null, kdir, id: `host ${gcc} ${debs.join(" ")}` };
@@ -279,6 +283,7 @@ export async function buildFixtures(
   const base = tools.root === null ? CACHE : `${tools.root}/tmp`;
   await Deno.mkdir(base, { recursive: true });
   const work = await Deno.makeTempDir({ dir: base, prefix: "rootkits-" });
+  const staging = `${dir}.tmp-${Deno.pid}`;
   try {
     for (const name of await sourceFiles()) {
       await Deno.copyFile(`${ROOTKITS_SOURCE}/${name}`, `${work}/${name}`);
@@ -288,8 +293,6 @@ export async function buildFixtures(
     if (tools.root === null) await run(make[0]!, make.slice(1));
     else await run("chroot", [tools.root, ...make]);
 
-    const staging = `${dir}.tmp-${Deno.pid}`;
-    await Deno.remove(staging, { recursive: true }).catch(() => {});
     await Deno.mkdir(staging, { recursive: true });
     for (const name of ROOTKITS) {
       const bytes = await Deno.readFile(`${work}/${name}.ko`);
@@ -301,16 +304,25 @@ export async function buildFixtures(
       }
       await Deno.writeFile(`${staging}/${name}.ko`, bytes);
     }
-    await Deno.writeTextFile(`${staging}/.done`, "");
-    await Deno.mkdir(`${CACHE}/fixtures`, { recursive: true });
-    await Deno.remove(dir, { recursive: true }).catch(() => {});
-    await Deno.rename(staging, dir);
+    await publish(staging, dir);
   } finally {
     await Deno.remove(work, { recursive: true }).catch(() => {});
+    await Deno.remove(staging, { recursive: true }).catch(() => {});
   }
   log(`rootkit fixtures for ${release} built in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
   await prune(`${CACHE}/fixtures`, `${kernel}-`, dir);
   return { dir, hash };
+}
+
+/**
+ * Marks `staging` finished and moves it to `final`, unless another process
+ * finished `final` first (then `staging` is left for the caller to remove).
+ */
+async function publish(staging: string, final: string): Promise<void> {
+  await Deno.writeTextFile(`${staging}/.done`, "");
+  if (await exists(`${final}/.done`)) return;
+  await Deno.remove(final, { recursive: true }).catch(() => {});
+  await Deno.rename(staging, final);
 }
 
 /** Removes the older builds of one kernel's fixtures. */
