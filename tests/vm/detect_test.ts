@@ -19,6 +19,7 @@ import {
   hideTask,
   HOOKED_SYSCALL,
   hookSyscall,
+  stealCred,
   unloadRootkit,
   victimPid,
 } from "./rootkits.ts";
@@ -91,6 +92,20 @@ for (const kernel of KERNELS) {
             },
           );
         }
+
+        await t.step("steal_cred: credentials reports a process on init_cred", async () => {
+          const pid = await victimPid(vm);
+          await stealCred(vm, pid);
+          const alerts = (await check(guest)).alerts;
+          assert.equal(alerts.length, 1, show(alerts));
+          const alert = alerts[0]!;
+          assert.equal(alert.detector, "credentials");
+          assert.equal(alert.severity, "critical");
+          assert.equal(alert.evidence.pid, pid);
+          assert.equal(alert.evidence.cred, alert.evidence.init_cred);
+          await unloadRootkit(vm, "steal_cred");
+          assert.deepEqual((await check(guest)).alerts, [], "the alert stays after the unload");
+        });
 
         await t.step("hide_task: hidden_process reports the unlinked process", async () => {
           const pid = await victimPid(vm);

@@ -30,7 +30,7 @@ import { CACHE, type KernelName } from "./image.ts";
 import { exists, sh, sha256, text } from "./_sh.ts";
 
 /** The rootkit fixtures, by module name. */
-export const ROOTKITS = ["hide_module", "hook_syscall", "hide_task"] as const;
+export const ROOTKITS = ["hide_module", "hook_syscall", "hide_task", "steal_cred"] as const;
 
 /** One rootkit fixture's name (its module's name). */
 export type RootkitName = typeof ROOTKITS[number];

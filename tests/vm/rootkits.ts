@@ -182,6 +182,18 @@ export async function hideTask(vm: Vm, pid: number): Promise<string[]> {
   });
 }
 
+/**
+ * Loads steal_cred for `pid`: its cred and real_cred become init_cred, the
+ * kernel's own credentials. Unloading gives it its own back.
+ */
+export async function stealCred(vm: Vm, pid: number): Promise<string[]> {
+  const symbols = await kallsyms(vm, ["init_cred"]);
+  return await loadRootkit(vm, "steal_cred", {
+    pid: String(pid),
+    init_cred: hex(symbols.get("init_cred")!),
+  });
+}
+
 /** The pid of the guest's victim process (comm `victim`, started by /init for hiding). */
 export async function victimPid(vm: Vm): Promise<number> {
   const pid = Number((await must(vm, "cat /tmp/victim.pid", "read /tmp/victim.pid")).trim());
