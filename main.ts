@@ -17,6 +17,7 @@ import { bench } from "./ids/cli/bench.ts";
 import { demo } from "./ids/cli/demo.ts";
 import { lsmod } from "./ids/cli/lsmod.ts";
 import { ps } from "./ids/cli/ps.ts";
+import { sockets } from "./ids/cli/sockets.ts";
 import { keygen } from "./ids/cli/keygen.ts";
 import { attest } from "./ids/cli/attest.ts";
 import { ping } from "./ids/cli/ping.ts";
@@ -100,6 +101,12 @@ export function program(setExit: (code: number) => void): Command {
     .option("--metrics <host:port>", "serve Prometheus metrics at http://host:port/metrics")
     .addOption(fetchOption())
     .action(async (o) => setExit(await watch(o)));
+
+  withConnectOptions(ids.command("sockets"))
+    .description("list the guest's TCP and UDP sockets from the kernel's socket hash tables")
+    .addOption(fetchOption())
+    .option("--json", "print JSON", false)
+    .action(async (o) => setExit(await sockets(o)));
 
   withConnectOptions(ids.command("bench"))
     .description("compare fetch modes: acquire processes and modules, repeated")

@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 
-programs=(read_page walk_tasks walk_modules walk_plan)
+programs=(read_page walk_tasks walk_modules walk_plan walk_hash)
 
 if [ ! -s vmlinux.h ]; then
   # Types only: CO-RE relocations make the objects fit every kernel with BTF.
@@ -34,7 +34,7 @@ mv "$out" objects.gen.ts
 # The walkers' bounded-loop path (kernels before 5.17, without bpf_loop), built
 # for its test on kernels that have bpf_loop.
 mkdir -p ../tests/testdata/bpf
-for p in walk_tasks walk_modules walk_plan; do
+for p in walk_tasks walk_modules walk_plan walk_hash; do
   clang -g -O2 -target bpf -D__TARGET_ARCH_x86 -DEBPFMON_BOUNDED_LOOP=1 -I. -Wall -Werror \
     -c "$p.bpf.c" -o "../tests/testdata/bpf/$p.bounded.bpf.o"
   llvm-strip -g "../tests/testdata/bpf/$p.bounded.bpf.o"

@@ -36,6 +36,7 @@ enum record_kind {
 	REC_MORE = 4,  /* fire again: value = objects visited so far */
 	REC_END = 5,   /* walk complete: value = objects visited */
 	REC_FIELDS = 6, /* addr = object, value = enum fields_of, payload = the planned ranges, in order */
+	REC_HEAD = 7,   /* addr = a hash bucket's chain head, value = the head pointer (a non-empty chain) */
 };
 
 /* What a FIELDS record holds: the object's own ranges, or those of a pointer it follows. */

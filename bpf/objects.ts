@@ -9,7 +9,7 @@
 import { BPF_OBJECTS } from "./objects.gen.ts";
 
 /** Names of the programs in bpf/: each is one `NAME.bpf.c` with one uprobe program `NAME`. */
-export type ProgramName = "read_page" | "walk_tasks" | "walk_modules" | "walk_plan";
+export type ProgramName = "read_page" | "walk_tasks" | "walk_modules" | "walk_plan" | "walk_hash";
 
 /** The ELF bytes of a compiled program, ready for the agent's `load` request. */
 export function bpfObject(name: ProgramName): Uint8Array {

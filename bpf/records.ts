@@ -26,6 +26,8 @@ export const RecordKind = {
   End: 5,
   /** addr = object, value = a {@linkcode FieldsOf} value, payload = the planned ranges in order. */
   Fields: 6,
+  /** addr = a hash bucket's chain head, value = the head pointer (only non-empty chains are sent). */
+  Head: 7,
 } as const;
 
 /** `enum fields_of`: whose ranges a FIELDS record holds. */

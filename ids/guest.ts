@@ -24,6 +24,16 @@ import { KernelProfile } from "./profile/profile.ts";
 import { listModules, type ModuleInfo } from "./os/modules.ts";
 import { listTasks, type ProcessInfo } from "./os/tasks.ts";
 import { moduleCapturePlan, taskCapturePlan } from "./os/plans.ts";
+import { hashWalk } from "./memory/hash.ts";
+import {
+  findInit,
+  findSocketTables,
+  listSockets,
+  type SocketInfo,
+  socketInfo,
+  type SocketTables,
+  socketWalkSpec,
+} from "./os/sockets.ts";
 
 /**
  * How the memory cache is filled: `page`, one round trip per page (the
@@ -51,10 +61,22 @@ export interface Acquired<T> {
   items: T[];
   /** The cost. */
   cost: AcquisitionCost;
+  /** The memory the view read (its caches), for further reads of the same snapshot. */
+  memory: KernelMemory;
 }
 
 /** Snapshots taken before a list that keeps changing under the walk is reported as broken. */
 export const SNAPSHOT_ATTEMPTS = 3;
+
+/**
+ * Whether `error` is what a walk over memory that changed under it meets: a
+ * list that loops or breaks, a pointer to memory that cannot be read. Taking
+ * the snapshot again is the answer; a structure that stays broken is reported.
+ */
+export function isTornSnapshot(error: unknown): boolean {
+  return error instanceof ListWalkError || error instanceof WalkFault ||
+    error instanceof MemoryFault;
+}
 
 /** Parses a fetch mode name. */
 export function parseFetchMode(text: string): FetchMode {
@@ -71,6 +93,8 @@ export class Guest {
   readonly #programs: ProgramSet;
   /** The views' capture plans for this kernel (for `fields` mode). */
   readonly #plans: { tasks: CapturePlan; modules: CapturePlan | undefined };
+  /** The initial network namespace's socket tables, found on first use. */
+  #socketTables: SocketTables | undefined;
 
   private constructor(
     client: AgentClient,
@@ -111,7 +135,13 @@ export class Guest {
         tasks: await taskCapturePlan(profile),
         modules: await moduleCapturePlan(profile),
       });
-      await guest.#programs.preload(["read_page", "walk_tasks", "walk_modules", "walk_plan"]);
+      await guest.#programs.preload([
+        "read_page",
+        "walk_tasks",
+        "walk_modules",
+        "walk_plan",
+        "walk_hash",
+      ]);
       return guest;
     } catch (error) {
       client.close();
@@ -144,11 +174,9 @@ export class Guest {
     for (let attempt = 1;; attempt++) {
       try {
         const { items, mem } = await body();
-        return { items, cost: costSince(before, this.client.stats, mem.misses) };
+        return { items, cost: costSince(before, this.client.stats, mem.misses), memory: mem };
       } catch (error) {
-        const torn = error instanceof ListWalkError || error instanceof WalkFault ||
-          error instanceof MemoryFault;
-        if (!torn || attempt >= SNAPSHOT_ATTEMPTS) throw error;
+        if (!isTornSnapshot(error) || attempt >= SNAPSHOT_ATTEMPTS) throw error;
       }
     }
   }
@@ -197,6 +225,42 @@ export class Guest {
       }
       return { items: await listModules(mem, this.profile), mem };
     });
+  }
+
+  /**
+   * Lists the TCP and UDP sockets (IPv4 and IPv6) of the guest's initial
+   * network namespace in `mode`, as its /proc/net/{tcp,tcp6,udp,udp6} shows
+   * them. Empty when the kernel's socket tables are unknown (see
+   * `profile.socketsNote`). The tables are found once per guest, from pid 1's
+   * network namespace (that acquisition's cost includes it); every
+   * acquisition reads the tables and sockets afresh.
+   */
+  sockets(mode: FetchMode): Promise<Acquired<SocketInfo>> {
+    return this.#measure(async () => {
+      const mem = this.memory();
+      if (this.profile.sockets === undefined) return { items: [], mem };
+      const tables = this.#socketTables ??= await this.#findSocketTables(mem);
+      if (mode === "bulk" || mode === "fields") {
+        await hashWalk(this.#programs, mem, socketWalkSpec(this.profile, tables));
+      }
+      const items = await listSockets(mem, this.profile, tables);
+      return { items: items.map(socketInfo), mem };
+    });
+  }
+
+  /**
+   * The initial network namespace's socket tables (found on first use, from
+   * pid 1's `nsproxy->net_ns`); undefined when the kernel's are unknown.
+   */
+  async socketTables(): Promise<SocketTables | undefined> {
+    if (this.profile.sockets === undefined) return undefined;
+    return this.#socketTables ??= await this.#findSocketTables(this.memory());
+  }
+
+  async #findSocketTables(mem: KernelMemory): Promise<SocketTables> {
+    const agent = (await bulkWalk(this.#programs, mem.cache, "tasks", 0n, 0)).start;
+    const init = await findInit(mem, this.profile, agent);
+    return await findSocketTables(mem, this.profile, init);
   }
 
   /** Closes the agent connection. */

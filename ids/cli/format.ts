@@ -6,6 +6,7 @@
  */
 import type { ModuleInfo } from "../os/modules.ts";
 import type { ProcessInfo } from "../os/tasks.ts";
+import type { SocketInfo } from "../os/sockets.ts";
 
 /** A kernel address as 0x-prefixed hex. */
 export function hex(addr: bigint): string {
@@ -73,5 +74,41 @@ export function moduleTable(modules: ModuleInfo[]): string {
     ["NAME", "SIZE", "STATE", "BASE"],
     modules.map((m) => [m.name, String(m.size), m.state, hex(m.base)]),
     new Set([1]),
+  );
+}
+
+/** The JSON object of a socket (`ids sockets --json`): exactly the keys of {@linkcode SocketInfo}. */
+export function socketJson(s: SocketInfo): Record<string, unknown> {
+  return {
+    proto: s.proto,
+    family: s.family,
+    local_addr: s.local_addr,
+    local_port: s.local_port,
+    remote_addr: s.remote_addr,
+    remote_port: s.remote_port,
+    state: s.state,
+    uid: s.uid,
+    inode: s.inode,
+  };
+}
+
+/** An address and port as `1.2.3.4:80` or `[::1]:80`. */
+function endpoint(family: SocketInfo["family"], addr: string, port: number): string {
+  return family === "inet6" ? `[${addr}]:${port}` : `${addr}:${port}`;
+}
+
+/** The socket table for people. */
+export function socketTable(sockets: SocketInfo[]): string {
+  return table(
+    ["PROTO", "LOCAL", "REMOTE", "STATE", "UID", "INODE"],
+    sockets.map((s) => [
+      s.family === "inet6" ? `${s.proto}6` : s.proto,
+      endpoint(s.family, s.local_addr, s.local_port),
+      endpoint(s.family, s.remote_addr, s.remote_port),
+      s.state,
+      String(s.uid),
+      String(s.inode),
+    ]),
+    new Set([4, 5]),
   );
 }

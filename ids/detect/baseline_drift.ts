@@ -14,7 +14,9 @@ export const baselineDetector: Detector = {
   name: "baseline",
   description: "new modules, new listening ports and new root processes since the baseline",
   run(snapshot, { baseline }) {
-    if (baseline === undefined) throw new DetectorSkipped("no baseline given (--baseline FILE)");
+    if (baseline === undefined) {
+      return Promise.reject(new DetectorSkipped("no baseline given (--baseline FILE)"));
+    }
     const alerts: Alert[] = [];
     const since = { baseline_taken: baseline.taken };
     const modules = new Set(baseline.modules);

@@ -10,14 +10,28 @@
  * ```
  * @module
  */
-import { costSince, type FetchMode, type Guest } from "../guest.ts";
+import {
+  costSince,
+  type FetchMode,
+  type Guest,
+  isTornSnapshot,
+  SNAPSHOT_ATTEMPTS,
+} from "../guest.ts";
 import { type Alert, type CheckReport, SEVERITIES, type Skipped } from "./alert.ts";
 import { baselineDetector } from "./baseline_drift.ts";
 import { type Detector, type DetectorConfig, DetectorSkipped, type Snapshot } from "./detector.ts";
 import { policyDetector } from "./policy_violation.ts";
+import { hiddenModuleDetector } from "./hidden_module.ts";
+import { syscallHookDetector } from "./syscall_hook.ts";
+import { hiddenProcessDetector } from "./hidden_process.ts";
+import { credentialsDetector } from "./credentials.ts";
 
 /** Every detector, in the order they run. */
 export const DETECTORS: readonly Detector[] = [
+  hiddenModuleDetector,
+  syscallHookDetector,
+  hiddenProcessDetector,
+  credentialsDetector,
   policyDetector,
   baselineDetector,
 ];
@@ -32,17 +46,20 @@ export interface CheckOptions {
 
 /** Takes the snapshot the detectors share. */
 export async function takeSnapshot(guest: Guest, mode: FetchMode = "bulk"): Promise<Snapshot> {
-  const processes = (await guest.processes(mode)).items;
+  const acquired = await guest.processes(mode);
+  const processes = acquired.items;
   const modules = (await guest.modules(mode)).items;
   const first = processes[0];
   if (first === undefined) throw new Error("The guest's task list is empty");
   return {
     profile: guest.profile,
-    mem: guest.memory(),
+    mem: acquired.memory,
     processes,
     taskListStart: guest.profile.initTask ?? first.addr,
     modules,
     retakeProcesses: async () => (await guest.processes(mode)).items,
+    retakeModules: async () => (await guest.modules(mode)).items,
+    freshMemory: () => guest.memory(),
   };
 }
 
@@ -59,12 +76,27 @@ export async function runChecks(
   const skipped: Skipped[] = [];
   const ran: string[] = [];
   for (const detector of options.detectors ?? DETECTORS) {
-    try {
-      alerts.push(...await detector.run(snapshot, config));
-      ran.push(detector.name);
-    } catch (error) {
-      if (!(error instanceof DetectorSkipped)) throw error;
-      skipped.push({ detector: detector.name, reason: error.message });
+    // A detector's reads are not atomic either: what it meets torn, it reads again.
+    for (let attempt = 1;; attempt++) {
+      try {
+        alerts.push(...await detector.run(snapshot, config));
+        ran.push(detector.name);
+      } catch (error) {
+        if (error instanceof DetectorSkipped) {
+          skipped.push({ detector: detector.name, reason: error.message });
+        } else if (isTornSnapshot(error) && attempt < SNAPSHOT_ATTEMPTS) {
+          snapshot.mem.forget();
+          continue;
+        } else if (isTornSnapshot(error)) {
+          skipped.push({
+            detector: detector.name,
+            reason: `no consistent read in ${SNAPSHOT_ATTEMPTS} attempts: ${
+              (error as Error).message
+            }`,
+          });
+        } else throw error;
+      }
+      break;
     }
   }
   const rank = (a: Alert) => SEVERITIES.indexOf(a.severity);

@@ -33,6 +33,10 @@ export interface Snapshot {
   listening?: string[];
   /** Takes the task list again (to confirm a finding against a newer list). */
   retakeProcesses(): Promise<ProcessInfo[]>;
+  /** A memory layer over empty caches (for reads that must not see the snapshot's pages). */
+  freshMemory(): KernelMemory;
+  /** Takes the module list again. */
+  retakeModules(): Promise<ModuleInfo[]>;
 }
 
 /** What the operator configured. */

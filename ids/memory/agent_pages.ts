@@ -6,7 +6,7 @@
  */
 import { RecordKind } from "../../bpf/records.ts";
 import { MemoryFault, type PageSource } from "./memory.ts";
-import { describeFault, type ProgramSet } from "./programs.ts";
+import { describeErrno, type ProgramSet } from "./programs.ts";
 
 /** Reads single pages through the agent's read_page program. */
 export class AgentPageSource implements PageSource {
@@ -24,7 +24,7 @@ export class AgentPageSource implements PageSource {
     for (const record of await this.#programs.run("read_page", params)) {
       if (record.kind === RecordKind.Page && record.addr === page) return record.payload;
       if (record.kind === RecordKind.Fault) {
-        throw new MemoryFault(page, describeFault(record.value));
+        throw new MemoryFault(page, describeErrno(record.value));
       }
     }
     throw new MemoryFault(page, "the agent returned no page");

@@ -69,6 +69,12 @@ export class KernelMemory implements MemoryReader {
     return this.#misses;
   }
 
+  /** Drops every cached page and remembered fault, so that the next reads see memory anew. */
+  forget(): void {
+    this.cache.clear();
+    this.#faulted.clear();
+  }
+
   /** Reads `len` bytes at `addr`. */
   async read(addr: bigint, len: number): Promise<Uint8Array> {
     const captured = this.ranges?.get(addr, len);

@@ -31,12 +31,18 @@ const ERRNO_NAMES: Record<number, string> = {
   34: "ERANGE",
 };
 
-/** Says what a FAULT record's value means. */
+/** Says what a FAULT record of a walker means. */
 export function describeFault(code: bigint): string {
   const n = Number(-code);
   if (n === FaultCode.Cycle) return "the list loops back on itself (corrupted or changing list)";
   if (n === FaultCode.LoopBound) return "the list did not close within the iteration bound";
   if (n === FaultCode.RingFull) return "the ring buffer was full";
+  return describeErrno(code);
+}
+
+/** Says what a FAULT record holding a negative errno means (read_page's faults are only these). */
+export function describeErrno(code: bigint): string {
+  const n = Number(-code);
   if (n === 0) return "an object could not be read";
   return `unreadable (${ERRNO_NAMES[n] ?? "errno"} ${n})`;
 }

@@ -196,6 +196,60 @@ export class Kallsyms {
     return { start, end };
   }
 
+  /** Core kernel symbols (not modules') by address, built on first use. */
+  #byAddress: { addresses: bigint[]; symbols: RawSymbol[] } | undefined;
+
+  #sorted(): { addresses: bigint[]; symbols: RawSymbol[] } {
+    if (this.#byAddress === undefined) {
+      const symbols = this.#symbols.filter((s) => s.module === undefined)
+        .map((s) => ({ s, a: BigInt(`0x${s.hex}`) }))
+        .sort((x, y) => x.a < y.a ? -1 : x.a > y.a ? 1 : 0);
+      this.#byAddress = { addresses: symbols.map((x) => x.a), symbols: symbols.map((x) => x.s) };
+    }
+    return this.#byAddress;
+  }
+
+  /** Index of the first core symbol at or above `address`. */
+  #lowerBound(address: bigint): number {
+    const { addresses } = this.#sorted();
+    let lo = 0;
+    let hi = addresses.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (addresses[mid]! < address) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo;
+  }
+
+  /** The core kernel symbols at exactly `address` (aliases share an address). */
+  at(address: bigint): KernelSymbol[] {
+    const { addresses, symbols } = this.#sorted();
+    const found: KernelSymbol[] = [];
+    for (let i = this.#lowerBound(address); addresses[i] === address; i++) {
+      found.push(toSymbol(symbols[i]!));
+    }
+    return found;
+  }
+
+  /** The first core kernel symbol above `address` (where the object at `address` ends at most). */
+  after(address: bigint): KernelSymbol | undefined {
+    const { addresses, symbols } = this.#sorted();
+    let i = this.#lowerBound(address);
+    while (addresses[i] === address) i++;
+    const next = symbols[i];
+    return next === undefined ? undefined : toSymbol(next);
+  }
+
+  /** The core kernel symbol that contains `address` (the nearest at or below it). */
+  containing(address: bigint): KernelSymbol | undefined {
+    const { addresses, symbols } = this.#sorted();
+    let i = this.#lowerBound(address);
+    if (addresses[i] !== address) i--;
+    const symbol = symbols[i];
+    return symbol === undefined ? undefined : toSymbol(symbol);
+  }
+
   #candidates(name: string, options: LookupOptions): RawSymbol[] {
     const all = this.#named(name);
     const types = options.types;

@@ -1,12 +1,15 @@
 /**
  * The guest's own view of itself, read inside the guest through the bed's
  * shell: every process from /proc (pid, ppid, comm, uid, pid namespace), the
- * module list from /proc/modules, and the TCP sockets from /proc/net/tcp and
- * tcp6. The end-to-end tests hold the IDS's views against it.
+ * module list from /proc/modules, and the TCP and UDP sockets from
+ * /proc/net/{tcp,tcp6,udp,udp6}. The end-to-end tests hold the IDS's views
+ * against it.
  *
  * @module
  */
 import type { Vm } from "./qemu.ts";
+import type { SocketInfo } from "../../ids/os/sockets.ts";
+import { parseProcNet, PROC_NET_FILES } from "../_helpers/proc_net.ts";
 
 /** A process as /proc shows it (from the guest's initial pid namespace). */
 export interface TrueProcess {
@@ -39,34 +42,14 @@ export interface TrueModule {
   base: bigint;
 }
 
-/** A TCP socket as /proc/net/tcp(6) shows it. */
-export interface TrueSocket {
-  /** 4 or 6. */
-  family: 4 | 6;
-  /** Local address as hex, as the kernel prints it. */
-  local: string;
-  /** Local port. */
-  localPort: number;
-  /** Remote address as hex. */
-  remote: string;
-  /** Remote port. */
-  remotePort: number;
-  /** TCP state number (0A is LISTEN). */
-  state: number;
-  /** Owner's uid. */
-  uid: number;
-  /** Socket inode. */
-  inode: number;
-}
-
 /** The guest's view at one moment. */
 export interface GroundTruth {
   /** Processes by pid. */
   processes: Map<number, TrueProcess>;
   /** Modules, in /proc/modules order. */
   modules: TrueModule[];
-  /** TCP sockets. */
-  sockets: TrueSocket[];
+  /** TCP and UDP sockets, IPv4 and IPv6, of the initial network namespace. */
+  sockets: SocketInfo[];
 }
 
 /** A name cut to TASK_COMM_LEN - 1 bytes. */
@@ -75,7 +58,7 @@ function cutComm(name: string): string {
   return bytes.length <= 15 ? name : new TextDecoder().decode(bytes.subarray(0, 15));
 }
 
-const SECTIONS = ["stat", "uid", "ns", "modules", "tcp", "tcp6"] as const;
+const SECTIONS = ["stat", "uid", "ns", "modules", "tcp", "tcp6", "udp", "udp6"] as const;
 
 /** The shell command that prints the snapshot (sections between `@@name` lines). */
 export const SNAPSHOT_COMMAND = [
@@ -85,6 +68,8 @@ export const SNAPSHOT_COMMAND = [
   "echo @@modules; cat /proc/modules",
   "echo @@tcp; cat /proc/net/tcp",
   "echo @@tcp6; cat /proc/net/tcp6",
+  "echo @@udp; cat /proc/net/udp",
+  "echo @@udp6; cat /proc/net/udp6",
   "true",
 ].join("; ");
 
@@ -138,25 +123,9 @@ export function parseGroundTruth(output: string): GroundTruth {
     return { name: name!, size: Number(size), state: state!, base: BigInt(base ?? "0") };
   });
 
-  const sockets: TrueSocket[] = [];
-  for (const family of [4, 6] as const) {
-    for (const line of section(family === 4 ? "tcp" : "tcp6")) {
-      const f = line.trim().split(/\s+/);
-      if (!/^\d+:$/.test(f[0] ?? "")) continue; // the header
-      const [local, localPort] = f[1]!.split(":");
-      const [remote, remotePort] = f[2]!.split(":");
-      sockets.push({
-        family,
-        local: local!,
-        localPort: parseInt(localPort!, 16),
-        remote: remote!,
-        remotePort: parseInt(remotePort!, 16),
-        state: parseInt(f[3]!, 16),
-        uid: Number(f[7]),
-        inode: Number(f[9]),
-      });
-    }
-  }
+  const sockets = PROC_NET_FILES.flatMap(({ file, proto, family }) =>
+    parseProcNet(section(file).join("\n"), proto, family)
+  );
   return { processes, modules, sockets };
 }
 

@@ -1,7 +1,7 @@
 // End to end in real guests: Debian 12's kernel (6.1) and Debian 13's (6.12) under QEMU (TCG),
-// each running the bundled agent. The IDS's process and module lists, in page and in bulk mode,
-// are held against the guest's own view (/proc, /proc/modules, read in the guest through the
-// bed's serial shell before and after the IDS's walk).
+// each running the bundled agent. The IDS's process, module and socket lists, in every fetch
+// mode, are held against the guest's own view (/proc, /proc/modules, /proc/net, read in the
+// guest through the bed's serial shell before and after the IDS's walk).
 //
 // Needs qemu-system-x86_64 (scripts/setup.sh installs it) and Debian's package archive for the
 // first image build. Skipped only when QEMU is absent and EBPFMONITOR_SKIP_VM=1.
@@ -9,6 +9,8 @@ import assert from "node:assert/strict";
 import { FETCH_MODES } from "../../ids/guest.ts";
 import type { ModuleInfo } from "../../ids/os/modules.ts";
 import type { ProcessInfo } from "../../ids/os/tasks.ts";
+import type { SocketInfo } from "../../ids/os/sockets.ts";
+import { socketKey } from "../_helpers/proc_net.ts";
 import {
   containerProcesses,
   type GroundTruth,
@@ -91,6 +93,48 @@ function checkModules(label: string, items: ModuleInfo[], truth: GroundTruth): v
   }
 }
 
+/**
+ * Checks a socket list against the guest's /proc/net snapshots taken before
+ * and after it: every socket in both is listed with equal fields, nothing is
+ * listed that is in neither, and the bed's own sockets are there: the agent's
+ * listener and connection, init.sh's IPv6 and UDP sockets, but not the
+ * container's listener (another network namespace).
+ */
+function checkSockets(
+  label: string,
+  items: SocketInfo[],
+  before: GroundTruth,
+  after: GroundTruth,
+): void {
+  const seen = new Set(items.map(socketKey));
+  assert.equal(seen.size, items.length, `${label}: a socket is listed twice`);
+  const afterKeys = new Set(after.sockets.map(socketKey));
+  for (const s of before.sockets.filter((s) => afterKeys.has(socketKey(s)))) {
+    assert.ok(seen.has(socketKey(s)), `${label}: ${socketKey(s)} is in /proc/net, not in the view`);
+  }
+  const known = new Set([...before.sockets, ...after.sockets].map(socketKey));
+  // The IDS's connections to the agent come and go with it (the CLI's own, for one).
+  const ids = (s: SocketInfo) => s.local_port === 7070 && s.state !== "LISTEN";
+  assert.deepEqual(
+    items.filter((s) => !known.has(socketKey(s)) && !ids(s)).map(socketKey),
+    [],
+    `${label}: listed but in neither of the guest's /proc/net snapshots`,
+  );
+  const has = (proto: string, family: string, port: number, state: string) =>
+    items.some((s) =>
+      s.proto === proto && s.family === family && s.local_port === port && s.state === state
+    );
+  assert.ok(has("tcp", "inet", 7070, "LISTEN"), `${label}: the agent's listener`);
+  assert.ok(has("tcp", "inet", 7070, "ESTABLISHED"), `${label}: the IDS's connection`);
+  assert.ok(has("tcp", "inet6", 8080, "LISTEN"), `${label}: httpd's IPv6 listener`);
+  assert.ok(has("udp", "inet", 5353, "CLOSE"), `${label}: the IPv4 UDP socket`);
+  assert.ok(has("udp", "inet6", 5354, "CLOSE"), `${label}: the IPv6 UDP socket`);
+  assert.ok(
+    !items.some((s) => s.local_port === 7072),
+    `${label}: the container's listener (its own network namespace) is listed`,
+  );
+}
+
 for (const kernel of KERNELS) {
   Deno.test({
     name: `guest with kernel ${kernel}: the IDS's views equal the guest's own, in every fetch mode`,
@@ -145,6 +189,18 @@ for (const kernel of KERNELS) {
             }
           });
 
+          await t.step(`sockets in ${mode} mode equal the guest's /proc/net`, async () => {
+            const before = await groundTruth(vm);
+            const { items, cost } = await guest.sockets(mode);
+            const after = await groundTruth(vm);
+            checkSockets(`${kernel} ${mode}`, items, before, after);
+            // Page mode, first, found the socket tables; the others read them in one request.
+            if (mode !== "page") {
+              assert.equal(cost.misses, 0, `${mode} mode prefetches everything the view reads`);
+              assert.equal(cost.roundTrips, 1, `${mode} mode is one request`);
+            }
+          });
+
           await t.step(`lsmod in ${mode} mode lists every module of /proc/modules`, async () => {
             const truth = await groundTruth(vm);
             assert.ok(truth.modules.length >= 10, `${truth.modules.length} modules loaded`);
@@ -160,7 +216,7 @@ for (const kernel of KERNELS) {
         await t.step("the agent listens on the guest's port 7070 (/proc/net/tcp)", async () => {
           const truth = await groundTruth(vm);
           assert.ok(
-            truth.sockets.some((s) => s.localPort === 7070 && s.state === 0x0a),
+            truth.sockets.some((s) => s.local_port === 7070 && s.state === "LISTEN"),
             "a LISTEN socket on port 7070",
           );
         });
@@ -180,6 +236,33 @@ for (const kernel of KERNELS) {
         ]);
         const after = await groundTruth(vm);
         checkProcesses(`${kernel} cli`, items as ProcessInfo[], before, after);
+      });
+
+      await t.step("`ids sockets --json` prints the guest's sockets", async () => {
+        const before = await groundTruth(vm);
+        const items = await cliJson([
+          "ids",
+          "sockets",
+          "--connect",
+          vm.url,
+          "--json",
+          ...await cliSecurityArgs(),
+        ]) as SocketInfo[];
+        const after = await groundTruth(vm);
+        for (const item of items) {
+          assert.deepEqual(Object.keys(item), [
+            "proto",
+            "family",
+            "local_addr",
+            "local_port",
+            "remote_addr",
+            "remote_port",
+            "state",
+            "uid",
+            "inode",
+          ]);
+        }
+        checkSockets(`${kernel} cli`, items, before, after);
       });
     },
   });

@@ -36,11 +36,22 @@ say "uptime $(cut -d' ' -f1 /proc/uptime) s: $(wc -l </proc/modules) modules loa
 option() { tr ' ' '\n' </proc/cmdline | sed -n "s/^ebpfmonitor\.$1=//p"; }
 
 # The monitored system: a container with its own pid, mount and network
-# namespaces, running a few long-lived processes (its pid 1 is a shell).
+# namespaces, running a few long-lived processes (its pid 1 is a shell) and a
+# TCP listener that only the container's network namespace shows.
 unshare -p -m -n -f --mount-proc sh -c '
   sleep 1000000 &
   sh -c "while true; do sleep 3; done" &
+  ip link set lo up
+  nc -l -p 7072 &
   wait' </dev/null >/dev/null 2>&1 &
+
+# Sockets for the sockets view beside the agent's: an IPv6 (dual-stack) TCP
+# listener, and UDP sockets bound on IPv4 and IPv6.
+httpd -p "[::]:8080" -h /tmp
+/bin/deno eval 'import dgram from "node:dgram";
+  dgram.createSocket("udp4").bind(5353, "0.0.0.0");
+  dgram.createSocket({ type: "udp6", ipv6Only: true }).bind(5354, "::");' \
+  </dev/null >/dev/null 2>&1 &
 
 sleepers=$(option sleepers)
 i=0

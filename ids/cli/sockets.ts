@@ -1,0 +1,28 @@
+/**
+ * `ebpfmonitor ids sockets`: the guest's TCP and UDP sockets from the kernel's
+ * socket hash tables.
+ *
+ * @module
+ */
+import type { FetchMode } from "../guest.ts";
+import { socketJson, socketTable } from "./format.ts";
+import { type ConnectOptions, withGuest } from "./session.ts";
+
+/** Options of `ids sockets`. */
+export interface SocketsOptions extends ConnectOptions {
+  /** Fetch mode. */
+  fetch: FetchMode;
+  /** Print JSON. */
+  json: boolean;
+}
+
+/** Runs `ids sockets`; returns the exit code. A kernel whose tables are unknown prints a note on stderr. */
+export function sockets(options: SocketsOptions): Promise<number> {
+  return withGuest(options, async (guest) => {
+    const { items } = await guest.sockets(options.fetch);
+    const note = guest.profile.socketsNote;
+    if (note !== undefined) console.error(`note: ${note}`);
+    console.log(options.json ? JSON.stringify(items.map(socketJson), null, 2) : socketTable(items));
+    return 0;
+  });
+}

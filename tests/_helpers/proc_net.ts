@@ -1,0 +1,81 @@
+/**
+ * Reads /proc/net/{tcp,tcp6,udp,udp6} text into {@linkcode SocketInfo}s, the
+ * ground truth the sockets view is held against (on this host and in the VM
+ * bed's guests). Addresses are decoded from the kernel's hex (each 32-bit word
+ * printed in host order, little-endian here).
+ *
+ * @module
+ */
+import { formatIPv4, formatIPv6, type SocketInfo, tcpStateName } from "../../ids/os/sockets.ts";
+
+/** The four /proc/net files the view covers, with what they list. */
+export const PROC_NET_FILES = [
+  { file: "tcp", proto: "tcp", family: "inet" },
+  { file: "tcp6", proto: "tcp", family: "inet6" },
+  { file: "udp", proto: "udp", family: "inet" },
+  { file: "udp6", proto: "udp", family: "inet6" },
+] as const;
+
+function addressBytes(hex: string): Uint8Array {
+  const bytes = new Uint8Array(hex.length / 2);
+  const view = new DataView(bytes.buffer);
+  for (let i = 0; i < hex.length; i += 8) {
+    view.setUint32(i / 2, parseInt(hex.slice(i, i + 8), 16), true);
+  }
+  return bytes;
+}
+
+function address(hex: string, family: SocketInfo["family"]): string {
+  return family === "inet" ? formatIPv4(addressBytes(hex)) : formatIPv6(addressBytes(hex));
+}
+
+/** Parses the lines of one /proc/net/{tcp,tcp6,udp,udp6} file (the header is skipped). */
+export function parseProcNet(
+  text: string,
+  proto: SocketInfo["proto"],
+  family: SocketInfo["family"],
+): SocketInfo[] {
+  const sockets: SocketInfo[] = [];
+  for (const line of text.split("\n")) {
+    const f = line.trim().split(/\s+/);
+    if (!/^\d+:$/.test(f[0] ?? "")) continue; // the header
+    const [local, localPort] = f[1]!.split(":");
+    const [remote, remotePort] = f[2]!.split(":");
+    sockets.push({
+      proto,
+      family,
+      local_addr: address(local!, family),
+      local_port: parseInt(localPort!, 16),
+      remote_addr: address(remote!, family),
+      remote_port: parseInt(remotePort!, 16),
+      state: tcpStateName(parseInt(f[3]!, 16)),
+      uid: Number(f[7]),
+      inode: Number(f[9]),
+    });
+  }
+  return sockets;
+}
+
+/** This machine's sockets from /proc/net (its network namespace's). */
+export async function readProcNet(): Promise<SocketInfo[]> {
+  const all: SocketInfo[] = [];
+  for (const { file, proto, family } of PROC_NET_FILES) {
+    all.push(...parseProcNet(await Deno.readTextFile(`/proc/net/${file}`), proto, family));
+  }
+  return all;
+}
+
+/** A socket as one comparable string. */
+export function socketKey(s: SocketInfo): string {
+  return JSON.stringify([
+    s.proto,
+    s.family,
+    s.local_addr,
+    s.local_port,
+    s.remote_addr,
+    s.remote_port,
+    s.state,
+    s.uid,
+    s.inode,
+  ]);
+}

@@ -1,0 +1,96 @@
+// Real eBPF on this machine's kernel (run as root): the generic hash-table walker, through both
+// loop paths, on the kernel's socket tables (found by the IDS through a real agent). What it
+// sends, read by the socket view from the caches alone, holds the test's own sockets.
+import assert from "node:assert/strict";
+import { LoadedProgram } from "../../agent/program.ts";
+import { bpfObject } from "../../bpf/objects.ts";
+import { type BpfRecord, decodeRecords, RecordKind } from "../../bpf/records.ts";
+import { collectHashWalk, encodeHashWalk, type HashWalkSpec } from "../../ids/memory/hash.ts";
+import { KernelMemory } from "../../ids/memory/memory.ts";
+import { PageCache } from "../../ids/memory/page_cache.ts";
+import { RangeCache } from "../../ids/memory/range_cache.ts";
+import { listSockets, socketWalkSpec } from "../../ids/os/sockets.ts";
+import type { Guest } from "../../ids/guest.ts";
+import { IS_ROOT, withGuest } from "../_helpers/agent.ts";
+
+/** Runs a walk to its end; returns its records and fires. */
+function walk(program: LoadedProgram, spec: HashWalkSpec, limit?: number) {
+  const run = program.run(encodeHashWalk(spec, limit));
+  const records: BpfRecord[] = [];
+  for (;;) {
+    const step = run.next();
+    if (step.done) return { records, fires: step.value.fires };
+    for (const record of decodeRecords(step.value)) {
+      // Pages are views into the chunk: keep copies.
+      records.push({ ...record, payload: record.payload.slice() });
+    }
+  }
+}
+
+/** The sockets the view finds in what a walk sent, without any other memory. */
+async function viewOf(guest: Guest, records: BpfRecord[], spec: HashWalkSpec) {
+  const mem = new KernelMemory(new PageCache(4096), undefined, new RangeCache(4096));
+  const result = collectHashWalk(records, mem, spec);
+  const tables = (await guest.socketTables())!;
+  return { result, sockets: await listSockets(mem, guest.profile, tables) };
+}
+
+Deno.test({
+  name: "walk_hash with and without bpf_loop sends what the socket view needs (root)",
+  ignore: !IS_ROOT,
+  fn: () =>
+    withGuest(async (guest) => {
+      const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+      const bounded = LoadedProgram.load(
+        "walk_hash",
+        await Deno.readFile(new URL("../testdata/bpf/walk_hash.bounded.bpf.o", import.meta.url)),
+      );
+      const looped = LoadedProgram.load("walk_hash", bpfObject("walk_hash"));
+      try {
+        const tables = await guest.socketTables();
+        assert.ok(tables, guest.profile.socketsNote);
+        const spec = socketWalkSpec(guest.profile, tables);
+        const buckets = spec.tables.reduce((sum, t) => sum + t.count, 0);
+        for (const [path, program] of [["bounded", bounded], ["bpf_loop", looped]] as const) {
+          const { records, fires } = walk(program, spec);
+          assert.equal(records.at(-1)?.kind, RecordKind.End, `${path}: last record`);
+          // The bounded path reads 32 * 64 buckets per fire at most.
+          if (path === "bounded") assert.ok(fires >= buckets / 2048, `${path}: ${fires} fires`);
+          else assert.equal(fires, 1, `${path}: fires`);
+          const heads = records.filter((r) => r.kind === RecordKind.Head).length;
+          assert.ok(heads > 0 && heads < buckets, `${path}: ${heads} of ${buckets} buckets sent`);
+          const { sockets } = await viewOf(guest, records, spec);
+          const mine = sockets.filter((s) =>
+            s.local_port === listener.addr.port && s.state === "LISTEN"
+          );
+          assert.equal(mine.length, 1, `${path}: the test's listener`);
+          assert.equal(mine[0]!.local_addr, "127.0.0.1");
+          assert.ok(mine[0]!.inode > 0, `${path}: the listener's inode`);
+        }
+      } finally {
+        bounded.close();
+        looped.close();
+        listener.close();
+      }
+    }),
+});
+
+Deno.test({
+  name: "walk_hash stops at its limit (root)",
+  ignore: !IS_ROOT,
+  fn: () =>
+    withGuest(async (guest) => {
+      const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+      const program = LoadedProgram.load("walk_hash", bpfObject("walk_hash"));
+      try {
+        const spec = socketWalkSpec(guest.profile, (await guest.socketTables())!);
+        const { records } = walk(program, spec, 1);
+        const end = records.at(-1);
+        assert.equal(end?.kind, RecordKind.End);
+        assert.equal(end?.value, 1n);
+      } finally {
+        program.close();
+        listener.close();
+      }
+    }),
+});

@@ -1,0 +1,44 @@
+import assert from "node:assert/strict";
+import { decodeBranches, DecodeError } from "../../../ids/detect/x86_branches.ts";
+
+// x64_sys_call() of this machine's 6.18 kernel, read through the agent (loaded at BASE).
+const BASE = 0xffffffff812491a0n;
+const code = await Deno.readFile(
+  new URL("../../testdata/x86/x64_sys_call-6.18.bin", import.meta.url),
+);
+const inside = (target: bigint) => target >= BASE && target < BASE + BigInt(code.length);
+
+Deno.test("decodeBranches() reads the whole of a real x64_sys_call", () => {
+  const branches = decodeBranches(code, BASE);
+  const jcc = branches.filter((b) => b.kind === "jcc");
+  const exits = branches.filter((b) => b.kind === "jmp" || b.kind === "call");
+  assert.ok(jcc.length > 300, `only ${jcc.length} conditional jumps`);
+  assert.ok(jcc.every((b) => inside(b.target)), "a conditional jump leaves the function");
+  // One tail jump per system call handler (some handlers serve several numbers).
+  const handlers = new Set(exits.filter((b) => !inside(b.target)).map((b) => b.target));
+  assert.ok(handlers.size > 350, `only ${handlers.size} handlers`);
+  assert.equal(branches.filter((b) => b.kind === "indirect").length, 0);
+});
+
+Deno.test("decodeBranches() sees a patched tail jump go elsewhere", () => {
+  const original = decodeBranches(code, BASE);
+  const tail = original.find((b) => b.kind === "jmp" && !inside(b.target))!;
+  const patched = code.slice();
+  const hook = 0xffffffffc0a01000n; // a module address
+  const rel = Number(hook - (BASE + BigInt(tail.offset + 5)));
+  new DataView(patched.buffer).setInt32(tail.offset + 1, rel, true);
+  const after = decodeBranches(patched, BASE);
+  assert.equal(after.length, original.length);
+  assert.equal(after.find((b) => b.offset === tail.offset)?.target, hook);
+});
+
+Deno.test("decodeBranches() reports an indirect jump and refuses unknown code", () => {
+  // movabs rax, imm64; jmp rax: what a hook writes when rel32 cannot reach.
+  const trampoline = new Uint8Array([0x48, 0xb8, 1, 2, 3, 4, 5, 6, 7, 8, 0xff, 0xe0]);
+  assert.deepEqual(decodeBranches(trampoline, 0n), [{ offset: 10, kind: "indirect", target: 0n }]);
+  assert.throws(
+    () => decodeBranches(new Uint8Array([0x90, 0x0f, 0x05]), 0n), // nop; syscall
+    (e) => e instanceof DecodeError && e.offset === 1 && /0f 05/.test(e.message),
+  );
+  assert.throws(() => decodeBranches(new Uint8Array([0xe9, 0, 0]), 0n), DecodeError);
+});
