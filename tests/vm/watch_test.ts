@@ -39,6 +39,11 @@ async function bootAll(kernels: KernelName[]): Promise<Vm[]> {
   return vms;
 }
 
+/** The alert lines written so far, for a failure message. */
+async function alertText(path: string): Promise<string> {
+  return await Deno.readTextFile(path).catch(() => "(no alert lines)");
+}
+
 Deno.test({
   name:
     "three guests at once: ids watch --config checks each on its schedule, and a killed guest alone is reported unreachable",
@@ -88,7 +93,7 @@ Deno.test({
           metrics = await scrape(url);
           return names.every((name) => counts(name).ok >= 2);
         }, 300_000),
-        `not every guest was checked twice:\n${run.stderr()}`,
+        `not every guest was checked twice:\n${run.stderr()}\n${await alertText(out)}`,
       );
       let lines = await readLines(out);
       assert.deepEqual(lines.filter((l) => l.detector === "agent_unreachable"), []);
@@ -113,7 +118,9 @@ Deno.test({
           return lines.some((l) => l.vm === killed && l.detector === "agent_unreachable") &&
             others.every((name) => counts(name).ok >= before.get(name)! + 2);
         }, 300_000),
-        `no agent_unreachable for ${killed}, or the others stopped being checked:\n${run.stderr()}`,
+        `no agent_unreachable for ${killed}, or the others stopped being checked:\n${run.stderr()}\n${await alertText(
+          out,
+        )}`,
       );
       const unreachable = lines.filter((l) => l.detector === "agent_unreachable");
       assert.deepEqual(unreachable.map((l) => l.vm), [killed]);
