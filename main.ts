@@ -22,6 +22,7 @@ import { keygen } from "./ids/cli/keygen.ts";
 import { attest } from "./ids/cli/attest.ts";
 import { ping } from "./ids/cli/ping.ts";
 import { check } from "./ids/cli/check.ts";
+import { durationOption, watch } from "./ids/cli/watch.ts";
 
 const connectHelp = "agent URL (tcp://host:port or vsock://cid:port); default: start an agent here";
 
@@ -85,6 +86,21 @@ export function program(setExit: (code: number) => void): Command {
     .addOption(fetchOption())
     .option("--json", "print JSON", false)
     .action(async (o) => setExit(await check(o)));
+
+  withConnectOptions(ids.command("watch"))
+    .description("check guests continuously: alerts as JSON lines, until SIGINT or SIGTERM")
+    .option("--config <file>", "watch the VMs this JSON file lists (see README: ids watch)")
+    .option("--name <name>", "the guest's name in alerts and metrics (default: its URL)")
+    .option("--policy <file>", "policy file (JSON: allowed processes, modules, listening ports)")
+    .option("--baseline <file>", "report what is new since this baseline")
+    .addOption(durationOption("--interval <duration>", "time between checks: 500ms, 5s, 1m", "5s"))
+    .addOption(
+      durationOption("--timeout <duration>", "deadline of one check (default: max(interval, 30s))"),
+    )
+    .option("--out <file>", "append alert lines to this file (default: stdout)")
+    .option("--metrics <host:port>", "serve Prometheus metrics at http://host:port/metrics")
+    .addOption(fetchOption())
+    .action(async (o) => setExit(await watch(o)));
 
   withConnectOptions(ids.command("sockets"))
     .description("list the guest's TCP and UDP sockets from the kernel's socket hash tables")

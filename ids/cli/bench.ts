@@ -2,7 +2,7 @@
  * `ebpfmonitor ids bench`: the paper's experiment and beyond. Acquire the
  * first N processes, and all modules, in each fetch mode, repeated; then the
  * same at larger process counts; and the round trip of an empty request (the
- * floor). Reports median and p95 time, round trips and bytes per mode, and the
+ * floor); all sockets; one whole `ids check`. Reports median and p95 time, round trips and bytes per mode, and the
  * ratios between them.
  *
  * @module
@@ -14,6 +14,9 @@ import {
   type FetchMode,
   type Guest,
 } from "../guest.ts";
+import type { CheckReport } from "../detect/alert.ts";
+import { runChecks } from "../detect/check.ts";
+import { DEFAULT_POLICY } from "../detect/policy.ts";
 import { table } from "./format.ts";
 import { pingTimes } from "./ping.ts";
 import { plotSvg } from "./plot.ts";
@@ -125,6 +128,10 @@ export interface BenchResult {
   modules: TargetFigures & { note: string | null; ratio_page_over_bulk: number | null };
   /** Larger process counts. */
   scales: TargetFigures[];
+  /** All TCP and UDP sockets, by mode. */
+  sockets: TargetFigures;
+  /** One whole `ids check` (views in bulk mode and every detector), with the default policy. */
+  check: ModeFigures & { alerts: number };
 }
 
 /**
@@ -154,6 +161,8 @@ export async function benchGuest(
   );
   const ping = { median_ms: round(median(pings)), p95_ms: round(quantile(pings, 0.95)) };
   const modules = await measure(FETCH_MODES, options.repeat, (mode) => guest.modules(mode));
+  const sockets = await measure(FETCH_MODES, options.repeat, (mode) => guest.sockets(mode));
+  const check = await measureCheck(guest, options.repeat);
   const scales: TargetFigures[] = [];
   for (const procs of options.scales) {
     await ensure(procs);
@@ -178,6 +187,28 @@ export async function benchGuest(
       ratio_page_over_bulk: ratio(modules.modes.page?.median_ms, modules.modes.bulk?.median_ms),
     },
     scales,
+    sockets,
+    check,
+  };
+}
+
+/** Times `repeat` whole checks (after one warm-up). */
+async function measureCheck(guest: Guest, repeat: number): Promise<BenchResult["check"]> {
+  await runChecks(guest, { policy: DEFAULT_POLICY });
+  const times: number[] = [];
+  let last: CheckReport | undefined;
+  for (let i = 0; i < repeat; i++) {
+    const t0 = performance.now();
+    last = await runChecks(guest, { policy: DEFAULT_POLICY });
+    times.push(performance.now() - t0);
+  }
+  return {
+    median_ms: round(median(times)),
+    p95_ms: round(quantile(times, 0.95)),
+    round_trips: last!.cost.roundTrips,
+    bytes: last!.cost.bytes,
+    misses: last!.cost.misses,
+    alerts: last!.alerts.length,
   };
 }
 
@@ -203,6 +234,16 @@ function render(result: BenchResult): string {
       [
         ...rows(`${result.procs} processes`, { count: result.procs, modes: result.modes }),
         ...rows(`${result.modules.count} modules`, result.modules),
+        ...rows(`${result.sockets.count} sockets`, result.sockets),
+        [
+          "ids check",
+          "bulk",
+          String(result.check.median_ms),
+          String(result.check.p95_ms),
+          String(result.check.round_trips),
+          String(result.check.bytes),
+          String(result.check.misses),
+        ],
         ...result.scales.flatMap((scale) => rows(`${scale.count} processes`, scale)),
       ],
       new Set([2, 3, 4, 5, 6]),

@@ -104,12 +104,23 @@ export function hasQemu(): boolean {
   return false;
 }
 
-/** A port on 127.0.0.1 that was free a moment ago. */
+/** The host ports of this process's guests, from start to stop: never handed out twice. */
+const portsInUse = new Set<number>();
+
+/**
+ * A port on 127.0.0.1 that was free a moment ago and that no other guest of
+ * this process holds (guests booted in parallel each get their own).
+ */
 function freePort(): number {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (listener.addr as Deno.NetAddr).port;
-  listener.close();
-  return port;
+  for (;;) {
+    const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    const port = (listener.addr as Deno.NetAddr).port;
+    listener.close();
+    if (!portsInUse.has(port)) {
+      portsInUse.add(port);
+      return port;
+    }
+  }
 }
 
 const delay = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -125,6 +136,7 @@ export class Vm {
   /** Milliseconds from QEMU's start to the agent listening. */
   bootMs = 0;
   readonly #child: Deno.ChildProcess;
+  readonly #port: number;
   readonly #dir: string;
   readonly #console: string[] = [];
   readonly #exited: Promise<Deno.CommandStatus>;
@@ -143,6 +155,7 @@ export class Vm {
     this.pid = child.pid;
     this.url = `tcp://127.0.0.1:${port}`;
     this.#child = child;
+    this.#port = port;
     this.#dir = dir;
     this.#exited = child.status.finally(() => untrack(child));
   }
@@ -167,7 +180,13 @@ export class Vm {
 
   static async #startOnce(image: GuestImage, options: VmOptions): Promise<Vm> {
     const port = freePort();
-    const dir = await Deno.makeTempDir({ prefix: "ebpfmonitor-vm-" });
+    let dir: string;
+    try {
+      dir = await Deno.makeTempDir({ prefix: "ebpfmonitor-vm-" });
+    } catch (error) {
+      portsInUse.delete(port);
+      throw error;
+    }
     const append = [
       "console=ttyS0",
       "quiet",
@@ -389,6 +408,7 @@ export class Vm {
       }
     }
     await this.#exited;
+    portsInUse.delete(this.#port);
     await Promise.allSettled(this.#readers);
     await Deno.remove(this.#dir, { recursive: true }).catch(() => {});
   }
