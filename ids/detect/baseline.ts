@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { parseJson, readFileText } from "./_json_file.ts";
 import type { ModuleInfo } from "../os/modules.ts";
 import type { ProcessInfo } from "../os/tasks.ts";
 
@@ -51,12 +52,7 @@ export function takeBaseline(
 
 /** Parses a saved baseline; throws naming the file and what is wrong. */
 export function parseBaseline(text: string, source = "baseline"): Baseline {
-  let raw: unknown;
-  try {
-    raw = JSON.parse(text);
-  } catch (error) {
-    throw new Error(`Cannot parse ${source}: ${(error as Error).message}`);
-  }
+  const raw = parseJson(text, source);
   const b = raw as Partial<Baseline> | null;
   const strings = (v: unknown) => Array.isArray(v) && v.every((s) => typeof s === "string");
   if (
@@ -73,13 +69,7 @@ export function parseBaseline(text: string, source = "baseline"): Baseline {
 
 /** Reads a baseline file. */
 export async function loadBaseline(path: string): Promise<Baseline> {
-  let text: string;
-  try {
-    text = await Deno.readTextFile(path);
-  } catch (error) {
-    throw new Error(`Cannot read baseline ${path}: ${(error as Error).message}`);
-  }
-  return parseBaseline(text, `baseline ${path}`);
+  return parseBaseline(await readFileText(path, "baseline"), `baseline ${path}`);
 }
 
 /** Writes a baseline file (atomically: a temporary file renamed over it). */

@@ -17,6 +17,7 @@
  *
  * @module
  */
+import { parseJson, readFileText } from "./_json_file.ts";
 
 /** A parsed policy. */
 export interface Policy {
@@ -40,12 +41,7 @@ const KEYS = ["processes", "modules", "listening", "root_from_user"] as const;
 
 /** Parses a policy; throws an error naming the file and the bad key. */
 export function parsePolicy(text: string, source = "policy"): Policy {
-  let raw: unknown;
-  try {
-    raw = JSON.parse(text);
-  } catch (error) {
-    throw new Error(`Cannot parse ${source}: ${(error as Error).message}`);
-  }
+  const raw = parseJson(text, source);
   if (typeof raw !== "object" || raw === null || Array.isArray(raw)) {
     throw new Error(`Cannot parse ${source}: expected a JSON object`);
   }
@@ -82,13 +78,7 @@ export function parsePolicy(text: string, source = "policy"): Policy {
 
 /** Reads and parses a policy file. */
 export async function loadPolicy(path: string): Promise<Policy> {
-  let text: string;
-  try {
-    text = await Deno.readTextFile(path);
-  } catch (error) {
-    throw new Error(`Cannot read policy ${path}: ${(error as Error).message}`);
-  }
-  return parsePolicy(text, `policy ${path}`);
+  return parsePolicy(await readFileText(path, "policy"), `policy ${path}`);
 }
 
 /** Whether `name` matches one of `patterns` (exact, or a prefix before a trailing `*`). */
