@@ -41,6 +41,11 @@ async function check(guest: Guest): Promise<CheckReport> {
   return report;
 }
 
+/** `ids check --json` against the agent at `url`, as an operator runs it. */
+async function checkCli(url: string) {
+  return await runCli(["ids", "check", "--json", "--connect", url, ...await cliSecurityArgs()]);
+}
+
 const show = (alerts: Alert[]) => JSON.stringify(alerts, null, 1);
 
 for (const kernel of KERNELS) {
@@ -57,14 +62,7 @@ for (const kernel of KERNELS) {
         await t.step("a clean guest: no alert from any detector, ids check exits 0", async () => {
           const report = await check(guest);
           assert.deepEqual(report.alerts, [], show(report.alerts));
-          const run = await runCli([
-            "ids",
-            "check",
-            "--json",
-            "--connect",
-            vm.url,
-            ...await cliSecurityArgs(),
-          ]);
+          const run = await checkCli(vm.url);
           assert.equal(run.code, 0, run.stdout + run.stderr);
           assert.deepEqual(JSON.parse(run.stdout).alerts, []);
         });
@@ -133,14 +131,7 @@ for (const kernel of KERNELS) {
             assert.equal(alerts.length, 1, show(alerts));
             assert.equal(alerts[0]!.evidence.module, "hide_module");
             assert.equal(alerts[0]!.severity, "critical");
-            const run = await runCli([
-              "ids",
-              "check",
-              "--json",
-              "--connect",
-              vm.url,
-              ...await cliSecurityArgs(),
-            ]);
+            const run = await checkCli(vm.url);
             assert.equal(run.code, 1, run.stderr);
             const json = JSON.parse(run.stdout) as { alerts: Alert[] };
             assert.deepEqual(json.alerts.map((a) => a.detector).sort(), [
