@@ -236,14 +236,9 @@ export class Guest {
       const mem = this.#memory();
       if (this.profile.sockets === undefined) return { items: [], mem };
       const tables = this.#socketTables ??= await this.#findSocketTables(mem);
-      if (mode === "bulk") {
-        await hashWalk(this.#programs, mem, socketWalkSpec(this.profile, tables));
-      } else if (mode === "fields") {
-        await hashWalk(
-          this.#programs,
-          mem,
-          socketWalkSpec(this.profile, tables, this.#plans.sockets),
-        );
+      const plan = this.#plans.sockets;
+      if (mode !== "page" && plan !== undefined) {
+        await hashWalk(this.#programs, mem, socketWalkSpec(tables, plan, mode));
       }
       const items = await listSockets(mem, this.profile, tables);
       return { items: items.map(socketInfo), mem };

@@ -12,6 +12,7 @@
 import type { MemoryReader } from "../memory/memory.ts";
 import type { HashTable, HashWalkSpec } from "../memory/hash.ts";
 import type { GuardedPlan } from "../memory/plan_recorder.ts";
+import type { FieldRange } from "../memory/plan.ts";
 import type { KernelProfile, SocketBucketLayout, SocketLayout } from "../profile/profile.ts";
 import { isKernelAddress, ListWalkError } from "./list.ts";
 
@@ -193,75 +194,30 @@ export async function findSocketTables(
   return { net, tcpListen, tcpEstablished, udp };
 }
 
-/** Bytes of a socket the view reads, from its start (for walkers that fetch sockets whole). */
-export function socketSpan(profile: KernelProfile): number {
-  const l = layoutOf(profile);
-  const ends = [
-    l.skc_daddr,
-    l.skc_rcv_saddr,
-    l.skc_dport,
-    l.skc_num,
-    l.skc_family,
-    l.skc_state,
-    l.skc_net,
-    l.skc_v6_daddr,
-    l.skc_v6_rcv_saddr,
-    l.sk_uid,
-    l.sk_socket,
-    l.tw_substate,
-    l.rsk_listener,
-    { offset: l.ehashBucket.link, size: 8 },
-    { offset: l.listenBucket.link, size: 8 },
-    { offset: l.udpBucket.link, size: 8 },
-  ].map((m) => m === undefined ? 0 : m.offset + m.size);
-  return Math.max(...ends);
-}
-
 /**
- * What a hash walker fetches of the socket tables for this view: each socket
- * (its first {@linkcode socketSpan} bytes), the inode number of a full
- * socket's `struct socket`, and a request socket's listener.
+ * What a hash walker fetches of the socket tables for this view, from the
+ * view's capture plan (ids/os/plans.ts): in `bulk` mode the pages that cover
+ * each socket's planned ranges and those of what it points to, in `fields`
+ * mode the ranges themselves; each pointer followed only for the states whose
+ * reader reads through it.
  */
 export function socketWalkSpec(
-  profile: KernelProfile,
   tables: SocketTables,
-  plan?: GuardedPlan,
+  plan: GuardedPlan,
+  mode: "bulk" | "fields",
 ): HashWalkSpec {
-  const l = layoutOf(profile);
-  if (plan !== undefined) {
-    // fields mode: what the view's reader reads, learned from it (ids/os/plans.ts).
-    return {
-      tables: [tables.tcpListen, tables.tcpEstablished, ...(tables.udp ? [tables.udp] : [])],
-      span: socketSpan(profile),
-      ranges: plan.ranges,
-      follows: plan.follows.map((f) => ({
-        pointer: f.pointer,
-        guard: plan.guard,
-        mask: f.mask,
-        span: 8,
-        ranges: f.ranges,
-      })),
-    };
-  }
+  const end = (ranges: FieldRange[]) => Math.max(...ranges.map((r) => r.offset + r.len));
   return {
     tables: [tables.tcpListen, tables.tcpEstablished, ...(tables.udp ? [tables.udp] : [])],
-    span: socketSpan(profile),
-    follows: [
-      // sk_socket: full sockets only (not TIME_WAIT or request sockets, which have none).
-      {
-        pointer: l.sk_socket.offset,
-        guard: l.skc_state.offset,
-        mask: ~((1 << TCP_TIME_WAIT) | (1 << TCP_NEW_SYN_RECV)),
-        span: l.socketIno.offset + l.socketIno.size,
-      },
-      // rsk_listener: request sockets only.
-      {
-        pointer: l.rsk_listener.offset,
-        guard: l.skc_state.offset,
-        mask: 1 << TCP_NEW_SYN_RECV,
-        span: l.sk_uid.offset + l.sk_uid.size,
-      },
-    ],
+    span: end(plan.ranges),
+    ...(mode === "fields" ? { ranges: plan.ranges } : {}),
+    follows: plan.follows.map((f) => ({
+      pointer: f.pointer,
+      guard: plan.guard,
+      mask: f.mask,
+      span: end(f.ranges),
+      ...(mode === "fields" ? { ranges: f.ranges } : {}),
+    })),
   };
 }
 

@@ -5,13 +5,7 @@ import { Btf } from "../../../ids/profile/btf.ts";
 import { KernelProfile } from "../../../ids/profile/profile.ts";
 import { encodeHashWalk } from "../../../ids/memory/hash.ts";
 import { socketCapturePlan } from "../../../ids/os/plans.ts";
-import {
-  formatIPv4,
-  formatIPv6,
-  socketSpan,
-  socketWalkSpec,
-  tcpStateName,
-} from "../../../ids/os/sockets.ts";
+import { formatIPv4, formatIPv6, socketWalkSpec, tcpStateName } from "../../../ids/os/sockets.ts";
 import { fixtureBtf, fixtureKallsyms, vmlinuxBtfBytes } from "../profile/_fixtures.ts";
 
 const profile = new KernelProfile({
@@ -101,8 +95,7 @@ Deno.test("the socket capture plan follows sk_socket for full sockets, rsk_liste
   assert.equal(listener.mask, 1 << NEW_SYN_RECV);
   assert.deepEqual(socket.ranges, [{ offset: l.socketIno.offset, len: 8 }]);
   assert.deepEqual(listener.ranges, [{ offset: l.sk_uid.offset, len: 4 }]);
-  // Every range lies within what bulk mode fetches of a socket, and the walker takes the plan.
-  for (const r of plan.ranges) assert.ok(r.offset + r.len <= socketSpan(profile));
+  // Bulk mode fetches the pages that cover the plan; the walker takes the plan in both modes.
   const table = {
     base: 0xffff_8880_0000_0000n,
     count: 1,
@@ -112,5 +105,12 @@ Deno.test("the socket capture plan follows sk_socket for full sockets, rsk_liste
     link: 0,
   };
   const tables = { net: 0n, tcpListen: table, tcpEstablished: table, udp: table };
-  assert.ok(encodeHashWalk(socketWalkSpec(profile, tables, plan)).byteLength > 0);
+  const bulk = socketWalkSpec(tables, plan, "bulk");
+  assert.equal(bulk.ranges, undefined);
+  assert.equal(bulk.span, Math.max(...plan.ranges.map((r) => r.offset + r.len)));
+  assert.ok(bulk.span >= l.sk_uid.offset + 4 && bulk.span >= l.sk_socket.offset + 8);
+  assert.deepEqual(bulk.follows.map((f) => f.span), [l.socketIno.offset + 8, l.sk_uid.offset + 4]);
+  for (const mode of ["bulk", "fields"] as const) {
+    assert.ok(encodeHashWalk(socketWalkSpec(tables, plan, mode)).byteLength > 0);
+  }
 });
