@@ -38,6 +38,12 @@ export interface SocketInfo {
   inode: number;
 }
 
+/** A socket and the inode number of its network namespace (`net:[N]`). */
+export interface NamespacedSocketInfo extends SocketInfo {
+  /** `net.ns.inum` of the socket's namespace (0 without network namespaces). */
+  netns: number;
+}
+
 /** A socket and the namespace it lives in. */
 export interface SocketEntry extends SocketInfo {
   /** Address of the socket (`struct sock`, `inet_timewait_sock` or `request_sock`). */
@@ -392,6 +398,20 @@ export async function listSockets(
   // Without network namespaces (no skc_net) every socket is the initial namespace's.
   if (options.allNamespaces || profile.sockets?.skc_net === undefined) return all;
   return all.filter((s) => s.net === tables.net);
+}
+
+/** The inode numbers (`net.ns.inum`) of network namespaces, by `struct net` address. */
+export async function netNamespaceInums(
+  mem: MemoryReader,
+  profile: KernelProfile,
+  nets: bigint[],
+): Promise<Map<bigint, number>> {
+  const l = layoutOf(profile);
+  const inums = new Map<bigint, number>();
+  for (const net of new Set(nets)) {
+    if (net !== 0n) inums.set(net, await mem.u32(net + BigInt(l.netInum.offset)));
+  }
+  return inums;
 }
 
 /** The {@linkcode SocketInfo} part of an entry (what /proc/net shows). */
