@@ -135,13 +135,10 @@ export class Guest {
         modules: await moduleCapturePlan(profile),
         sockets: await socketCapturePlan(profile),
       });
-      await guest.#programs.preload([
-        "read_page",
-        "walk_tasks",
-        "walk_modules",
-        "walk_plan",
-        "walk_hash",
-      ]);
+      await guest.#programs.preload(["read_page", "walk_tasks", "walk_modules", "walk_plan"]);
+      // The sockets' walker is loaded ahead too, but a kernel that refuses it keeps the other
+      // views: `sockets` in bulk or fields mode loads it again and reports why it cannot.
+      await guest.#programs.preload(["walk_hash"]).catch(() => {});
       return guest;
     } catch (error) {
       client.close();
