@@ -105,6 +105,11 @@ export function program(setExit: (code: number) => void): Command {
   withConnectOptions(ids.command("sockets"))
     .description("list the guest's TCP and UDP sockets from the kernel's socket hash tables")
     .addOption(fetchOption())
+    .option(
+      "--all-namespaces",
+      "every network namespace sharing the tables, each socket with its netns",
+      false,
+    )
     .option("--json", "print JSON", false)
     .action(async (o) => setExit(await sockets(o)));
 

@@ -6,7 +6,7 @@
  */
 import type { ModuleInfo } from "../os/modules.ts";
 import type { ProcessInfo } from "../os/tasks.ts";
-import type { SocketInfo } from "../os/sockets.ts";
+import type { NamespacedSocketInfo, SocketInfo } from "../os/sockets.ts";
 
 /** A kernel address as 0x-prefixed hex. */
 export function hex(addr: bigint): string {
@@ -77,8 +77,11 @@ export function moduleTable(modules: ModuleInfo[]): string {
   );
 }
 
-/** The JSON object of a socket (`ids sockets --json`): exactly the keys of {@linkcode SocketInfo}. */
-export function socketJson(s: SocketInfo): Record<string, unknown> {
+/**
+ * The JSON object of a socket (`ids sockets --json`): exactly the keys of
+ * {@linkcode SocketInfo}, and `netns` with `--all-namespaces`.
+ */
+export function socketJson(s: SocketInfo | NamespacedSocketInfo): Record<string, unknown> {
   return {
     proto: s.proto,
     family: s.family,
@@ -89,6 +92,7 @@ export function socketJson(s: SocketInfo): Record<string, unknown> {
     state: s.state,
     uid: s.uid,
     inode: s.inode,
+    ...("netns" in s ? { netns: s.netns } : {}),
   };
 }
 
@@ -98,9 +102,10 @@ function endpoint(family: SocketInfo["family"], addr: string, port: number): str
 }
 
 /** The socket table for people. */
-export function socketTable(sockets: SocketInfo[]): string {
+export function socketTable(sockets: (SocketInfo | NamespacedSocketInfo)[]): string {
+  const netns = sockets.some((s) => "netns" in s);
   return table(
-    ["PROTO", "LOCAL", "REMOTE", "STATE", "UID", "INODE"],
+    ["PROTO", "LOCAL", "REMOTE", "STATE", "UID", "INODE", ...(netns ? ["NETNS"] : [])],
     sockets.map((s) => [
       s.family === "inet6" ? `${s.proto}6` : s.proto,
       endpoint(s.family, s.local_addr, s.local_port),
@@ -108,7 +113,8 @@ export function socketTable(sockets: SocketInfo[]): string {
       s.state,
       String(s.uid),
       String(s.inode),
+      ...("netns" in s ? [String(s.netns)] : []),
     ]),
-    new Set([4, 5]),
+    new Set([4, 5, 6]),
   );
 }

@@ -14,12 +14,16 @@ export interface SocketsOptions extends ConnectOptions {
   fetch: FetchMode;
   /** Print JSON. */
   json: boolean;
+  /** Every network namespace that shares the tables, each socket with its `netns`. */
+  allNamespaces?: boolean;
 }
 
 /** Runs `ids sockets`; returns the exit code. A kernel whose tables are unknown prints a note on stderr. */
 export function sockets(options: SocketsOptions): Promise<number> {
   return withGuest(options, async (guest) => {
-    const { items } = await guest.sockets(options.fetch);
+    const { items } = options.allNamespaces
+      ? await guest.socketsOfAllNamespaces(options.fetch)
+      : await guest.sockets(options.fetch);
     const note = guest.profile.socketsNote;
     if (note !== undefined) console.error(`note: ${note}`);
     console.log(options.json ? JSON.stringify(items.map(socketJson), null, 2) : socketTable(items));

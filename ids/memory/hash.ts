@@ -199,12 +199,15 @@ function storeHeads(
   const empty = table.nulls ? 1n : 0n;
   const first = table.base + BigInt(table.head);
   if (table.stride === 8) {
-    // Heads side by side: one range for the whole array.
+    // Heads side by side: one range for the whole array, end markers but where a chain starts.
     const bytes = new Uint8Array(table.count * 8);
     const view = new DataView(bytes.buffer);
-    for (let i = 0; i < table.count; i++) {
-      const addr = first + BigInt(i * 8);
-      view.setBigUint64(i * 8, heads.get(addr) ?? empty, true);
+    if (table.nulls) { for (let i = 0; i < bytes.byteLength; i += 8) bytes[i] = 1; }
+    const end = first + BigInt(bytes.byteLength);
+    for (const [addr, head] of heads) {
+      if (addr >= first && addr < end && (addr - first) % 8n === 0n) {
+        view.setBigUint64(Number(addr - first), head, true);
+      }
     }
     ranges.put(first, bytes);
     return;

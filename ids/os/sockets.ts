@@ -12,6 +12,7 @@
 import type { MemoryReader } from "../memory/memory.ts";
 import type { HashTable, HashWalkSpec } from "../memory/hash.ts";
 import type { GuardedPlan } from "../memory/plan_recorder.ts";
+import type { FieldRange } from "../memory/plan.ts";
 import type { KernelProfile, SocketBucketLayout, SocketLayout } from "../profile/profile.ts";
 import { isKernelAddress, ListWalkError } from "./list.ts";
 
@@ -35,6 +36,12 @@ export interface SocketInfo {
   uid: number;
   /** The socket's inode number, 0 when it has none (TIME_WAIT, request sockets). */
   inode: number;
+}
+
+/** A socket and the inode number of its network namespace (`net:[N]`). */
+export interface NamespacedSocketInfo extends SocketInfo {
+  /** `net.ns.inum` of the socket's namespace (0 without network namespaces). */
+  netns: number;
 }
 
 /** A socket and the namespace it lives in. */
@@ -193,75 +200,30 @@ export async function findSocketTables(
   return { net, tcpListen, tcpEstablished, udp };
 }
 
-/** Bytes of a socket the view reads, from its start (for walkers that fetch sockets whole). */
-export function socketSpan(profile: KernelProfile): number {
-  const l = layoutOf(profile);
-  const ends = [
-    l.skc_daddr,
-    l.skc_rcv_saddr,
-    l.skc_dport,
-    l.skc_num,
-    l.skc_family,
-    l.skc_state,
-    l.skc_net,
-    l.skc_v6_daddr,
-    l.skc_v6_rcv_saddr,
-    l.sk_uid,
-    l.sk_socket,
-    l.tw_substate,
-    l.rsk_listener,
-    { offset: l.ehashBucket.link, size: 8 },
-    { offset: l.listenBucket.link, size: 8 },
-    { offset: l.udpBucket.link, size: 8 },
-  ].map((m) => m === undefined ? 0 : m.offset + m.size);
-  return Math.max(...ends);
-}
-
 /**
- * What a hash walker fetches of the socket tables for this view: each socket
- * (its first {@linkcode socketSpan} bytes), the inode number of a full
- * socket's `struct socket`, and a request socket's listener.
+ * What a hash walker fetches of the socket tables for this view, from the
+ * view's capture plan (ids/os/plans.ts): in `bulk` mode the pages that cover
+ * each socket's planned ranges and those of what it points to, in `fields`
+ * mode the ranges themselves; each pointer followed only for the states whose
+ * reader reads through it.
  */
 export function socketWalkSpec(
-  profile: KernelProfile,
   tables: SocketTables,
-  plan?: GuardedPlan,
+  plan: GuardedPlan,
+  mode: "bulk" | "fields",
 ): HashWalkSpec {
-  const l = layoutOf(profile);
-  if (plan !== undefined) {
-    // fields mode: what the view's reader reads, learned from it (ids/os/plans.ts).
-    return {
-      tables: [tables.tcpListen, tables.tcpEstablished, ...(tables.udp ? [tables.udp] : [])],
-      span: socketSpan(profile),
-      ranges: plan.ranges,
-      follows: plan.follows.map((f) => ({
-        pointer: f.pointer,
-        guard: plan.guard,
-        mask: f.mask,
-        span: 8,
-        ranges: f.ranges,
-      })),
-    };
-  }
+  const end = (ranges: FieldRange[]) => Math.max(...ranges.map((r) => r.offset + r.len));
   return {
     tables: [tables.tcpListen, tables.tcpEstablished, ...(tables.udp ? [tables.udp] : [])],
-    span: socketSpan(profile),
-    follows: [
-      // sk_socket: full sockets only (not TIME_WAIT or request sockets, which have none).
-      {
-        pointer: l.sk_socket.offset,
-        guard: l.skc_state.offset,
-        mask: ~((1 << TCP_TIME_WAIT) | (1 << TCP_NEW_SYN_RECV)),
-        span: l.socketIno.offset + l.socketIno.size,
-      },
-      // rsk_listener: request sockets only.
-      {
-        pointer: l.rsk_listener.offset,
-        guard: l.skc_state.offset,
-        mask: 1 << TCP_NEW_SYN_RECV,
-        span: l.sk_uid.offset + l.sk_uid.size,
-      },
-    ],
+    span: end(plan.ranges),
+    ...(mode === "fields" ? { ranges: plan.ranges } : {}),
+    follows: plan.follows.map((f) => ({
+      pointer: f.pointer,
+      guard: plan.guard,
+      mask: f.mask,
+      span: end(f.ranges),
+      ...(mode === "fields" ? { ranges: f.ranges } : {}),
+    })),
   };
 }
 
@@ -376,22 +338,44 @@ export async function readTable(
   seen: Set<bigint>,
 ): Promise<void> {
   const first = hash.base + BigInt(hash.head);
-  for (let i = 0; i < hash.count; i++) {
-    let node = await mem.u64(first + BigInt(i * hash.stride));
-    while (!chainEnd(node, hash.nulls)) {
-      const sk = node - BigInt(hash.link);
-      if (!isKernelAddress(node)) {
-        throw new ListWalkError(`${proto} hash chain`, sk, "points outside kernel memory");
-      }
-      if (seen.has(sk)) break;
-      if (seen.size >= MAX_SOCKETS) {
-        throw new ListWalkError(`${proto} hash table`, sk, "holds too many sockets");
-      }
-      seen.add(sk);
-      const entry = await readSocket(mem, profile, sk, proto);
-      if (entry !== undefined) out.push(entry);
-      node = await mem.u64(node);
+  const pageSize = BigInt(profile.pageSize);
+  for (let i = 0; i < hash.count;) {
+    const at = first + BigInt(i * hash.stride);
+    // Heads side by side (stride 8: the established hash): the rest of their page at once.
+    const n = hash.stride !== 8
+      ? 1
+      : Math.max(1, Math.min(hash.count - i, Number((pageSize - at % pageSize) / 8n)));
+    const bytes = await mem.read(at, n * 8);
+    const heads = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    for (let k = 0; k < n; k++) {
+      await readChain(mem, profile, hash, proto, heads.getBigUint64(k * 8, true), out, seen);
     }
+    i += n;
+  }
+}
+
+/** Reads the sockets on one chain, from its head. */
+async function readChain(
+  mem: MemoryReader,
+  profile: KernelProfile,
+  hash: HashTable,
+  proto: "tcp" | "udp",
+  head: bigint,
+  out: SocketEntry[],
+  seen: Set<bigint>,
+): Promise<void> {
+  for (let node = head; !chainEnd(node, hash.nulls); node = await mem.u64(node)) {
+    const sk = node - BigInt(hash.link);
+    if (!isKernelAddress(node)) {
+      throw new ListWalkError(`${proto} hash chain`, sk, "points outside kernel memory");
+    }
+    if (seen.has(sk)) break;
+    if (seen.size >= MAX_SOCKETS) {
+      throw new ListWalkError(`${proto} hash table`, sk, "holds too many sockets");
+    }
+    seen.add(sk);
+    const entry = await readSocket(mem, profile, sk, proto);
+    if (entry !== undefined) out.push(entry);
   }
 }
 
@@ -414,6 +398,20 @@ export async function listSockets(
   // Without network namespaces (no skc_net) every socket is the initial namespace's.
   if (options.allNamespaces || profile.sockets?.skc_net === undefined) return all;
   return all.filter((s) => s.net === tables.net);
+}
+
+/** The inode numbers (`net.ns.inum`) of network namespaces, by `struct net` address. */
+export async function netNamespaceInums(
+  mem: MemoryReader,
+  profile: KernelProfile,
+  nets: bigint[],
+): Promise<Map<bigint, number>> {
+  const l = layoutOf(profile);
+  const inums = new Map<bigint, number>();
+  for (const net of new Set(nets)) {
+    if (net !== 0n) inums.set(net, await mem.u32(net + BigInt(l.netInum.offset)));
+  }
+  return inums;
 }
 
 /** The {@linkcode SocketInfo} part of an entry (what /proc/net shows). */

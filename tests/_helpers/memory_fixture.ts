@@ -11,6 +11,8 @@ import { Btf } from "../../ids/profile/btf.ts";
 import { Kallsyms } from "../../ids/profile/kallsyms.ts";
 import { KernelProfile } from "../../ids/profile/profile.ts";
 import type { ProcessInfo } from "../../ids/os/tasks.ts";
+import type { SocketInfo } from "../../ids/os/sockets.ts";
+import type { HashTable } from "../../ids/memory/hash.ts";
 
 /** A process as the fixture stores it: a ProcessInfo with its address as a hex string. */
 export type FixtureProcess = Omit<ProcessInfo, "addr"> & { addr: string };
@@ -42,6 +44,38 @@ export interface MemoryFixture {
   expected: FixtureProcess[];
   /** /proc at capture time: processes whose pid, ppid, comm and uid did not change. */
   proc: FixtureProcEntry[];
+}
+
+/** A hash table as a socket fixture stores it: a HashTable with its base as hex. */
+export type FixtureTable = Omit<HashTable, "base"> & { base: string };
+
+/** The JSON inside tests/testdata/memory/*-sockets.json.gz (written by capture_sockets.ts). */
+export interface SocketFixture {
+  /** Kernel release the memory came from. */
+  release: string;
+  /** Page size. */
+  pageSize: number;
+  /** When the capture was made (ISO 8601). */
+  captured: string;
+  /** The initial network namespace's socket tables (hex addresses). */
+  tables: {
+    net: string;
+    tcpListen: FixtureTable;
+    tcpEstablished: FixtureTable;
+    udp: FixtureTable;
+  };
+  /** The bulk walk's records, in order: kind, addr (hex), value (decimal), payload (base64). */
+  records: { kind: number; addr: string; value: string; payload: string }[];
+  /** `listSockets` over these records at capture time. */
+  expected: SocketInfo[];
+  /** /proc/net at capture time: sockets unchanged from before the walk to after it. */
+  proc: SocketInfo[];
+}
+
+/** Reads tests/testdata/memory/NAME.json.gz as a socket fixture. */
+export async function loadSocketFixture(name: string): Promise<SocketFixture> {
+  const bytes = await Deno.readFile(new URL(`${name}.json.gz`, MEMORY_FIXTURE_DIR));
+  return JSON.parse(new TextDecoder().decode(await gunzip(bytes))) as SocketFixture;
 }
 
 /** Where the fixtures live. */

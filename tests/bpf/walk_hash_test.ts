@@ -51,9 +51,10 @@ Deno.test({
       try {
         const tables = await guest.socketTables();
         assert.ok(tables, guest.profile.socketsNote);
+        const plan = (await socketCapturePlan(guest.profile))!;
         const specs = {
-          pages: socketWalkSpec(guest.profile, tables),
-          plan: socketWalkSpec(guest.profile, tables, await socketCapturePlan(guest.profile)),
+          pages: socketWalkSpec(tables, plan, "bulk"),
+          plan: socketWalkSpec(tables, plan, "fields"),
         };
         const buckets = specs.pages.tables.reduce((sum, t) => sum + t.count, 0);
         for (
@@ -102,7 +103,8 @@ Deno.test({
       const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
       const program = LoadedProgram.load("walk_hash", bpfObject("walk_hash"));
       try {
-        const spec = socketWalkSpec(guest.profile, (await guest.socketTables())!);
+        const plan = (await socketCapturePlan(guest.profile))!;
+        const spec = socketWalkSpec((await guest.socketTables())!, plan, "bulk");
         const { records } = walk(program, spec, 1);
         const end = records.at(-1);
         assert.equal(end?.kind, RecordKind.End);

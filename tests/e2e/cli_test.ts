@@ -163,3 +163,48 @@ Deno.test("ids ps --connect to a port where nothing listens exits non-zero namin
   assert.match(run.stderr, /Cannot connect to tcp:\/\/127\.0\.0\.1:1/);
   assert.equal(run.stdout, "");
 });
+
+const SOCKETS_KEYS = [
+  "proto",
+  "family",
+  "local_addr",
+  "local_port",
+  "remote_addr",
+  "remote_port",
+  "state",
+  "uid",
+  "inode",
+];
+
+Deno.test({
+  name: "ids sockets --json prints an array of sockets with exactly the documented keys (root)",
+  ignore: !IS_ROOT,
+  fn: async () => {
+    const listener = Deno.listen({ hostname: "::1", port: 0 });
+    try {
+      for (const fetch of ["page", "bulk", "fields"]) {
+        const run = await runCli(["ids", "sockets", "--fetch", fetch, "--json"]);
+        assert.equal(run.code, 0, run.stderr);
+        const sockets = parseJson(run.stdout, "sockets --json");
+        assert.ok(Array.isArray(sockets), `${fetch}: not an array`);
+        for (const s of sockets as Record<string, unknown>[]) {
+          assert.deepEqual(Object.keys(s), SOCKETS_KEYS, `${fetch}: keys of ${JSON.stringify(s)}`);
+          assert.match(s.proto as string, /^(tcp|udp)$/);
+          assert.match(s.family as string, /^(inet|inet6)$/);
+          for (const key of ["local_port", "remote_port", "uid", "inode"]) {
+            assert.ok(Number.isSafeInteger(s[key]), `${fetch}: ${key} of ${JSON.stringify(s)}`);
+          }
+        }
+        assert.ok(
+          (sockets as Record<string, unknown>[]).some((s) =>
+            s.proto === "tcp" && s.family === "inet6" && s.local_addr === "::1" &&
+            s.local_port === listener.addr.port && s.state === "LISTEN"
+          ),
+          `${fetch}: the test's listener on [::1]:${listener.addr.port}`,
+        );
+      }
+    } finally {
+      listener.close();
+    }
+  },
+});

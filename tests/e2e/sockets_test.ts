@@ -10,22 +10,15 @@ import { IS_ROOT, withGuest } from "../_helpers/agent.ts";
 import { readProcNet, socketKey } from "../_helpers/proc_net.ts";
 
 /**
- * A connected UDP socket, held by a perl process (Deno's node:dgram connects
- * in user space only, and the kernel's socket stays unconnected).
+ * A socket held by a perl process that prints its port and holds it until its
+ * stdin closes; `prefix` runs perl (e.g. under `unshare -n`).
  */
-async function connectedUdp(hostname: string, port: number) {
-  const child = new Deno.Command("perl", {
-    args: [
-      "-MIO::Socket::IP",
-      "-e",
-      '$| = 1; my $s = IO::Socket::IP->new(Proto => "udp", LocalHost => $ARGV[0], ' +
-      'PeerHost => $ARGV[0], PeerPort => $ARGV[1]) or die "$@"; print $s->sockport, "\\n"; <STDIN>;',
-      hostname,
-      String(port),
-    ],
-    stdin: "piped",
-    stdout: "piped",
-  }).spawn();
+async function perlSocket(prefix: string[], socket: string, args: string[]) {
+  const script = `$| = 1; my $s = IO::Socket::IP->new(${socket}) or die "$@"; ` +
+    'print $s->sockport, "\\n"; <STDIN>;';
+  const [command, ...rest] = [...prefix, "perl", "-MIO::Socket::IP", "-e", script, ...args];
+  const child = new Deno.Command(command!, { args: rest, stdin: "piped", stdout: "piped" })
+    .spawn();
   const close = async () => {
     await child.stdin.close();
     await child.stdout.cancel();
@@ -36,15 +29,27 @@ async function connectedUdp(hostname: string, port: number) {
     let text = "";
     while (!text.includes("\n")) {
       const { value, done } = await reader.read();
-      if (done) throw new Error("perl ended before it printed its UDP port");
+      if (done) throw new Error("perl ended before it printed its port");
       text += new TextDecoder().decode(value);
     }
     reader.releaseLock();
-    return { port: Number(text.trim()), close };
+    return { port: Number(text.trim()), pid: child.pid, close };
   } catch (error) {
     await close();
     throw error;
   }
+}
+
+/**
+ * A connected UDP socket (Deno's node:dgram connects in user space only, and
+ * the kernel's socket stays unconnected).
+ */
+function connectedUdp(hostname: string, port: number) {
+  return perlSocket(
+    [],
+    'Proto => "udp", LocalHost => $ARGV[0], PeerHost => $ARGV[0], PeerPort => $ARGV[1]',
+    [hostname, String(port)],
+  );
 }
 
 /** The test's own sockets: TCP listeners and connections, UDP bound and connected; v4 and v6. */
@@ -158,6 +163,48 @@ Deno.test({
         );
       } finally {
         await own.close();
+      }
+    }),
+});
+
+Deno.test({
+  name: "sockets of every namespace show another namespace's listener with its netns (root)",
+  ignore: !IS_ROOT,
+  fn: () =>
+    withGuest(async (guest) => {
+      const other = await perlSocket(
+        ["unshare", "-n"],
+        'Listen => 1, LocalHost => "0.0.0.0", LocalPort => 0',
+        [],
+      );
+      try {
+        const netns = (pid: number | string) =>
+          Number(/net:\[(\d+)\]/.exec(Deno.readLinkSync(`/proc/${pid}/ns/net`))?.[1]);
+        const theirs = netns(other.pid);
+        const ours = netns("self");
+        assert.notEqual(theirs, ours);
+        const isTheirs = (s: SocketInfo) => s.local_port === other.port && s.state === "LISTEN";
+        for (const mode of FETCH_MODES) {
+          const init = await guest.sockets(mode);
+          assert.ok(
+            !init.items.some(isTheirs),
+            `${mode}: the other namespace's listener is listed`,
+          );
+          const all = await guest.socketsOfAllNamespaces(mode);
+          const found = all.items.filter(isTheirs);
+          assert.equal(found.length, 1, `${mode}: the other namespace's listener`);
+          assert.equal(found[0]!.netns, theirs, `${mode}: its netns`);
+          assert.equal(found[0]!.local_addr, "0.0.0.0");
+          const initKeys = new Set(init.items.map(socketKey));
+          for (const s of all.items.filter((s) => s.netns === ours)) {
+            // Sockets come and go between the two walks: those that are listening stay.
+            if (s.state === "LISTEN") {
+              assert.ok(initKeys.has(socketKey(s)), `${mode}: ${socketKey(s)}`);
+            }
+          }
+        }
+      } finally {
+        await other.close();
       }
     }),
 });

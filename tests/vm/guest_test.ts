@@ -213,6 +213,17 @@ for (const kernel of KERNELS) {
           });
         }
 
+        await t.step("sockets of every namespace include the container's listener", async () => {
+          for (const mode of FETCH_MODES) {
+            const { items } = await guest.socketsOfAllNamespaces(mode);
+            const agent = items.find((s) => s.local_port === 7070 && s.state === "LISTEN");
+            const container = items.find((s) => s.local_port === 7072 && s.state === "LISTEN");
+            assert.ok(agent && container, `${mode}: the agent's and the container's listeners`);
+            assert.ok(container.netns > 0 && agent.netns > 0, `${mode}: namespaces`);
+            assert.notEqual(container.netns, agent.netns, `${mode}: the container's namespace`);
+          }
+        });
+
         await t.step("the agent listens on the guest's port 7070 (/proc/net/tcp)", async () => {
           const truth = await groundTruth(vm);
           assert.ok(

@@ -1,14 +1,24 @@
-// Offline: the socket view's pieces that need no kernel: address text, state names, the socket
-// layout of this machine's captured BTF (6.18), and the capture plan learned from the view.
+// Offline: the socket view with no kernel access: address text, state names, the socket layout of
+// this machine's captured BTF (6.18), the capture plan learned from the view, and the view over a
+// captured walk of this machine's socket tables.
 import assert from "node:assert/strict";
 import { Btf } from "../../../ids/profile/btf.ts";
 import { KernelProfile } from "../../../ids/profile/profile.ts";
-import { encodeHashWalk } from "../../../ids/memory/hash.ts";
+import { collectHashWalk, encodeHashWalk } from "../../../ids/memory/hash.ts";
+import { KernelMemory } from "../../../ids/memory/memory.ts";
+import { PageCache } from "../../../ids/memory/page_cache.ts";
+import { RangeCache } from "../../../ids/memory/range_cache.ts";
+import type { BpfRecord } from "../../../bpf/records.ts";
+import { ListWalkError } from "../../../ids/os/list.ts";
+import { fromBase64, loadSocketFixture } from "../../_helpers/memory_fixture.ts";
+import { socketKey } from "../../_helpers/proc_net.ts";
 import { socketCapturePlan } from "../../../ids/os/plans.ts";
 import {
   formatIPv4,
   formatIPv6,
-  socketSpan,
+  listSockets,
+  socketInfo,
+  type SocketTables,
   socketWalkSpec,
   tcpStateName,
 } from "../../../ids/os/sockets.ts";
@@ -101,8 +111,7 @@ Deno.test("the socket capture plan follows sk_socket for full sockets, rsk_liste
   assert.equal(listener.mask, 1 << NEW_SYN_RECV);
   assert.deepEqual(socket.ranges, [{ offset: l.socketIno.offset, len: 8 }]);
   assert.deepEqual(listener.ranges, [{ offset: l.sk_uid.offset, len: 4 }]);
-  // Every range lies within what bulk mode fetches of a socket, and the walker takes the plan.
-  for (const r of plan.ranges) assert.ok(r.offset + r.len <= socketSpan(profile));
+  // Bulk mode fetches the pages that cover the plan; the walker takes the plan in both modes.
   const table = {
     base: 0xffff_8880_0000_0000n,
     count: 1,
@@ -112,5 +121,87 @@ Deno.test("the socket capture plan follows sk_socket for full sockets, rsk_liste
     link: 0,
   };
   const tables = { net: 0n, tcpListen: table, tcpEstablished: table, udp: table };
-  assert.ok(encodeHashWalk(socketWalkSpec(profile, tables, plan)).byteLength > 0);
+  const bulk = socketWalkSpec(tables, plan, "bulk");
+  assert.equal(bulk.ranges, undefined);
+  assert.equal(bulk.span, Math.max(...plan.ranges.map((r) => r.offset + r.len)));
+  assert.ok(bulk.span >= l.sk_uid.offset + 4 && bulk.span >= l.sk_socket.offset + 8);
+  assert.deepEqual(bulk.follows.map((f) => f.span), [l.socketIno.offset + 8, l.sk_uid.offset + 4]);
+  for (const mode of ["bulk", "fields"] as const) {
+    assert.ok(encodeHashWalk(socketWalkSpec(tables, plan, mode)).byteLength > 0);
+  }
+});
+
+// The view over captured memory, with no kernel access: one bulk walk of this machine's socket
+// tables (tests/testdata/memory/host-6.18-sockets.json.gz, written by
+// tests/_helpers/capture_sockets.ts) read through the same caches the IDS fills.
+const fixture = await loadSocketFixture("host-6.18-sockets");
+const fixtureTables: SocketTables = {
+  net: BigInt(fixture.tables.net),
+  tcpListen: { ...fixture.tables.tcpListen, base: BigInt(fixture.tables.tcpListen.base) },
+  tcpEstablished: {
+    ...fixture.tables.tcpEstablished,
+    base: BigInt(fixture.tables.tcpEstablished.base),
+  },
+  udp: { ...fixture.tables.udp, base: BigInt(fixture.tables.udp.base) },
+};
+const records: BpfRecord[] = fixture.records.map((r) => ({
+  kind: r.kind,
+  addr: BigInt(r.addr),
+  value: BigInt(r.value),
+  payload: fromBase64(r.payload),
+}));
+
+/** A memory holding only what the captured walk sent, read as the IDS reads it. */
+async function capturedMemory(): Promise<KernelMemory> {
+  const mem = new KernelMemory(new PageCache(4096), undefined, new RangeCache(4096));
+  const plan = (await socketCapturePlan(profile))!;
+  collectHashWalk(records, mem, socketWalkSpec(fixtureTables, plan, "bulk"));
+  return mem;
+}
+
+/** Writes `value` at `addr` in a copy of the page that holds it. */
+function patch(mem: KernelMemory, addr: bigint, value: bigint): void {
+  const page = mem.cache.pageOf(addr);
+  const copy = mem.cache.get(page)!.slice();
+  new DataView(copy.buffer).setBigUint64(Number(addr - page), value, true);
+  mem.cache.put(page, copy);
+}
+
+Deno.test("the socket fixture comes from the captured BTF's kernel and holds v4 and v6 sockets", () => {
+  assert.match(fixture.release, /^6\.18\./);
+  const kinds = new Set(fixture.expected.map((s) => `${s.proto}${s.family}`));
+  for (const kind of ["tcpinet", "tcpinet6", "udpinet", "udpinet6"]) assert.ok(kinds.has(kind));
+});
+
+Deno.test("listSockets() over the captured walk lists what it listed at capture time", async () => {
+  const sockets = await listSockets(await capturedMemory(), profile, fixtureTables);
+  assert.deepEqual(sockets.map(socketInfo), fixture.expected);
+});
+
+Deno.test("listSockets() over the captured walk lists every socket /proc/net showed", async () => {
+  const listed = new Set(
+    (await listSockets(await capturedMemory(), profile, fixtureTables)).map(socketKey),
+  );
+  assert.ok(fixture.proc.length >= 8, `${fixture.proc.length} sockets in /proc/net`);
+  for (const s of fixture.proc) assert.ok(listed.has(socketKey(s)), socketKey(s));
+});
+
+Deno.test("listSockets() ends a chain that comes back to a socket, listing it once", async () => {
+  const mem = await capturedMemory();
+  const [first] = await listSockets(mem, profile, fixtureTables);
+  assert.ok(first);
+  const node = first.addr + BigInt(fixtureTables.tcpListen.link);
+  patch(mem, node, node); // its next points at itself
+  const sockets = await listSockets(mem, profile, fixtureTables);
+  assert.equal(sockets.filter((s) => s.addr === first.addr).length, 1);
+});
+
+Deno.test("listSockets() reports a chain that leaves kernel memory", async () => {
+  const mem = await capturedMemory();
+  const [first] = await listSockets(mem, profile, fixtureTables);
+  patch(mem, first!.addr + BigInt(fixtureTables.tcpListen.link), 0x1000n);
+  await assert.rejects(
+    () => listSockets(mem, profile, fixtureTables),
+    (error) => error instanceof ListWalkError && /points outside kernel memory/.test(error.message),
+  );
 });
