@@ -100,7 +100,7 @@ Deno.test({
 
 Deno.test({
   name:
-    "ids bench --json reports every mode, the ping, the ratios and a larger scale, and plots (root)",
+    "ids bench --json reports every mode, the ping, the ratios, a larger scale, sockets and a whole check, and plots (root)",
   ignore: !IS_ROOT,
   fn: async () => {
     const plot = await Deno.makeTempFile({ suffix: ".svg" });
@@ -143,6 +143,14 @@ Deno.test({
       const scales = result.scales as { count: number; modes: Record<string, unknown> }[];
       assert.equal(scales.length, 1);
       assert.equal(scales[0]!.count, 40);
+      const sockets = result.sockets as { count: number; modes: Record<string, unknown> };
+      assert.ok(sockets.count > 0, "the agent's own listener at least");
+      assert.deepEqual(Object.keys(sockets.modes).sort(), ["bulk", "fields", "page"]);
+      const check = result.check as Record<string, number>;
+      for (const key of [...MODE_KEYS, "alerts"]) {
+        assert.equal(typeof check[key], "number", `check.${key}`);
+      }
+      assert.equal(check.alerts, 0, "this machine is clean");
       assert.match(await Deno.readTextFile(plot), /^<svg [^>]*>[\s\S]*<\/svg>\n$/);
     } finally {
       await Deno.remove(plot);
