@@ -17,6 +17,7 @@ import {
   isTornSnapshot,
   SNAPSHOT_ATTEMPTS,
 } from "../guest.ts";
+import { AgentError } from "../client/agent_client.ts";
 import { type Alert, type CheckReport, SEVERITIES, type Skipped } from "./alert.ts";
 import { baselineDetector } from "./baseline_drift.ts";
 import { type Detector, type DetectorConfig, DetectorSkipped, type Snapshot } from "./detector.ts";
@@ -63,11 +64,21 @@ export async function takeSnapshot(guest: Guest, mode: FetchMode = "bulk"): Prom
   const modules = (await guest.modules(mode)).items;
   const first = processes[0];
   if (first === undefined) throw new Error("The guest's task list is empty");
-  const sockets = guest.profile.sockets === undefined
-    ? undefined
-    : (await guest.sockets(mode)).items;
+  // Without the sockets (tables unknown, or their walker refused by this kernel) the other
+  // checks still run; the report says why listening sockets were not checked.
+  let listening: string[] | undefined;
+  let listeningNote = guest.profile.socketsNote;
+  if (guest.profile.sockets !== undefined) {
+    try {
+      listening = listeningPorts((await guest.sockets(mode)).items);
+    } catch (error) {
+      if (!(error instanceof AgentError) && !isTornSnapshot(error)) throw error;
+      listeningNote = `cannot read the sockets: ${(error as Error).message}`;
+    }
+  }
   return {
-    listening: sockets === undefined ? undefined : listeningPorts(sockets),
+    listening,
+    listeningNote,
     profile: guest.profile,
     mem: acquired.memory,
     processes,
@@ -92,6 +103,12 @@ export async function runChecks(
   const alerts: Alert[] = [];
   const skipped: Skipped[] = [];
   const ran: string[] = [];
+  if (snapshot.listening === undefined) {
+    skipped.push({
+      detector: "listening sockets (policy, baseline)",
+      reason: snapshot.listeningNote ?? "the guest's sockets could not be read",
+    });
+  }
   for (const detector of options.detectors ?? DETECTORS) {
     // A detector's reads are not atomic either: what it meets torn, it reads again.
     for (let attempt = 1;; attempt++) {

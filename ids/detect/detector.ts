@@ -32,6 +32,8 @@ export interface Snapshot {
    * undefined when the guest's sockets could not be read.
    */
   listening?: string[];
+  /** Why {@link Snapshot.listening} is undefined. */
+  listeningNote?: string;
   /** Takes the task list again (to confirm a finding against a newer list). */
   retakeProcesses(): Promise<ProcessInfo[]>;
   /** A memory layer over empty caches (for reads that must not see the snapshot's pages). */
