@@ -79,3 +79,16 @@ export function socketKey(s: SocketInfo): string {
     s.inode,
   ]);
 }
+
+/** The keys of `ids sockets --json`'s objects, in order, as the issue and README document them. */
+export const SOCKET_JSON_KEYS = [
+  "proto",
+  "family",
+  "local_addr",
+  "local_port",
+  "remote_addr",
+  "remote_port",
+  "state",
+  "uid",
+  "inode",
+];

@@ -1,6 +1,7 @@
 // End to end (needs root: each command starts or reaches a real agent): the CLI as a user runs
 // it, `deno run -A main.ts ...`, with the exact JSON shapes scripts depend on.
 import assert from "node:assert/strict";
+import { SOCKET_JSON_KEYS } from "../_helpers/proc_net.ts";
 import { IS_ROOT, runCli, withLocalAgent } from "../_helpers/agent.ts";
 
 const PS_KEYS = ["pid", "tgid", "ppid", "comm", "uid", "euid", "gid", "state", "kthread", "addr"];
@@ -172,18 +173,6 @@ Deno.test("ids ps --connect to a port where nothing listens exits non-zero namin
   assert.equal(run.stdout, "");
 });
 
-const SOCKETS_KEYS = [
-  "proto",
-  "family",
-  "local_addr",
-  "local_port",
-  "remote_addr",
-  "remote_port",
-  "state",
-  "uid",
-  "inode",
-];
-
 Deno.test({
   name: "ids sockets --json prints an array of sockets with exactly the documented keys (root)",
   ignore: !IS_ROOT,
@@ -196,7 +185,11 @@ Deno.test({
         const sockets = parseJson(run.stdout, "sockets --json");
         assert.ok(Array.isArray(sockets), `${fetch}: not an array`);
         for (const s of sockets as Record<string, unknown>[]) {
-          assert.deepEqual(Object.keys(s), SOCKETS_KEYS, `${fetch}: keys of ${JSON.stringify(s)}`);
+          assert.deepEqual(
+            Object.keys(s),
+            SOCKET_JSON_KEYS,
+            `${fetch}: keys of ${JSON.stringify(s)}`,
+          );
           assert.match(s.proto as string, /^(tcp|udp)$/);
           assert.match(s.family as string, /^(inet|inet6)$/);
           for (const key of ["local_port", "remote_port", "uid", "inode"]) {

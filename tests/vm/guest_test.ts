@@ -6,6 +6,7 @@
 // Needs qemu-system-x86_64 (scripts/setup.sh installs it) and Debian's package archive for the
 // first image build. Skipped only when QEMU is absent and EBPFMONITOR_SKIP_VM=1.
 import assert from "node:assert/strict";
+import { SOCKET_JSON_KEYS } from "../_helpers/proc_net.ts";
 import { FETCH_MODES } from "../../ids/guest.ts";
 import type { ModuleInfo } from "../../ids/os/modules.ts";
 import type { ProcessInfo } from "../../ids/os/tasks.ts";
@@ -261,17 +262,7 @@ for (const kernel of KERNELS) {
         ]) as SocketInfo[];
         const after = await groundTruth(vm);
         for (const item of items) {
-          assert.deepEqual(Object.keys(item), [
-            "proto",
-            "family",
-            "local_addr",
-            "local_port",
-            "remote_addr",
-            "remote_port",
-            "state",
-            "uid",
-            "inode",
-          ]);
+          assert.deepEqual(Object.keys(item), SOCKET_JSON_KEYS);
         }
         checkSockets(`${kernel} cli`, items, before, after);
       });
