@@ -31,8 +31,32 @@ export interface Policy {
   root_from_user: string[];
 }
 
-/** The programs a Debian system uses to become root. */
-export const DEFAULT_ROOT_FROM_USER = ["sudo", "su", "passwd", "pkexec", "newgrp", "chsh", "chfn"];
+/**
+ * The set-user-ID root programs of a Debian system (what `find / -perm -4000 -user root` lists on
+ * a desktop install): they run as root with a non-root parent by design. Names as `comm` holds
+ * them, cut to 15 bytes (dbus-daemon-launch-helper, polkit-agent-helper-1).
+ */
+export const DEFAULT_ROOT_FROM_USER = [
+  "sudo",
+  "su",
+  "passwd",
+  "chsh",
+  "chfn",
+  "newgrp",
+  "gpasswd",
+  "pkexec",
+  "mount",
+  "umount",
+  "fusermount",
+  "fusermount3",
+  "ssh-keysign",
+  "dbus-daemon-lau",
+  "polkit-agent-he",
+  "chrome-sandbox",
+  "ntfs-3g",
+  "pppd",
+  "Xorg",
+];
 
 /** A policy that allows everything but root from a non-root parent outside the usual programs. */
 export const DEFAULT_POLICY: Policy = { root_from_user: DEFAULT_ROOT_FROM_USER };
