@@ -99,6 +99,20 @@ static __always_inline long emit_page(__u64 page)
 	return 0;
 }
 
+/*
+ * Copies the page holding `addr` when it lies in the kernel half, or writes a
+ * FAULT record for it (EPERM: user memory is not the IDS's business; or the
+ * helper's error). What the IDS names by address goes through here.
+ */
+static __always_inline void emit_kernel_page(__u64 addr)
+{
+	__u64 page = addr & EBPFMON_PAGE_MASK;
+	long err = page < KERNEL_SPACE_START ? -1 : emit_page(page);
+
+	if (err)
+		emit(REC_FAULT, page, err);
+}
+
 /* Largest object whose pages emit_object() copies: 8 pages. */
 #define MAX_OBJECT_PAGES 8
 

@@ -21,19 +21,11 @@ SEC("uprobe")
 int read_page(struct pt_regs *ctx)
 {
 	struct read_page_params *p = armed_params();
-	__u64 page;
-	long err;
 
 	if (!p)
 		return 0;
-	page = p->addr & EBPFMON_PAGE_MASK;
-	if (page < KERNEL_SPACE_START)
-		err = -1; /* EPERM: user memory is not the IDS's business */
-	else
-		err = emit_page(page);
-	if (err)
-		emit(REC_FAULT, page, err);
-	emit(REC_END, page, 1);
+	emit_kernel_page(p->addr);
+	emit(REC_END, p->addr & EBPFMON_PAGE_MASK, 1);
 	return 0;
 }
 

@@ -28,24 +28,15 @@ int read_pages(struct pt_regs *ctx)
 {
 	struct read_pages_params *p = armed_params();
 	__u32 count;
-	long err;
 	int i;
 
 	if (!p)
 		return 0;
 	count = p->count;
 	for (i = 0; i < READ_PAGES_MAX; i++) {
-		__u64 page;
-
 		if (i >= count)
 			break;
-		page = p->addrs[i] & EBPFMON_PAGE_MASK;
-		if (page < KERNEL_SPACE_START)
-			err = -1; /* EPERM: user memory is not the IDS's business */
-		else
-			err = emit_page(page);
-		if (err)
-			emit(REC_FAULT, page, err);
+		emit_kernel_page(p->addrs[i]);
 	}
 	emit(REC_END, 0, count);
 	return 0;
