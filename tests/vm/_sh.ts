@@ -50,3 +50,44 @@ export async function sha256(data: Uint8Array | string): Promise<string> {
   const digest = await crypto.subtle.digest("SHA-256", bytes as Uint8Array<ArrayBuffer>);
   return [...new Uint8Array(digest)].map((b) => b.toString(16).padStart(2, "0")).join("");
 }
+
+/**
+ * Downloads (once) the Debian package `name=version` into the folder `debs`
+ * with `apt-get download` and the apt options `apt`; returns the .deb's path.
+ */
+export async function downloadDeb(
+  apt: string[],
+  debs: string,
+  name: string,
+  version: string,
+  log: (line: string) => void,
+): Promise<string> {
+  await Deno.mkdir(debs, { recursive: true });
+  const prefix = `${name}_${version.replace(":", "%3a")}_`;
+  const find = async () => {
+    for await (const entry of Deno.readDir(debs)) {
+      if (entry.name.startsWith(prefix) && entry.name.endsWith(".deb")) {
+        return `${debs}/${entry.name}`;
+      }
+    }
+    return undefined;
+  };
+  const found = await find();
+  if (found) return found;
+  log(`downloading ${name}=${version} from Debian's archive`);
+  await sh("apt-get", [
+    ...apt,
+    "-q",
+    "-o",
+    "APT::Sandbox::User=root",
+    "download",
+    `${name}=${version}`,
+  ], {
+    cwd: debs,
+  });
+  const got = await find();
+  if (!got) {
+    throw new Error(`apt-get download ${name}=${version} left no ${prefix}*.deb in ${debs}`);
+  }
+  return got;
+}

@@ -19,6 +19,7 @@ import { Command, InvalidArgumentError, Option } from "commander";
 import { fetchOption, positiveInt, positiveIntList, runProgram } from "../../ids/cli/options.ts";
 import { bench } from "../../ids/cli/bench.ts";
 import { check } from "../../ids/cli/check.ts";
+import type { FetchMode } from "../../ids/guest.ts";
 import { lsmod } from "../../ids/cli/lsmod.ts";
 import { ps } from "../../ids/cli/ps.ts";
 import { buildImage, type KernelName, KERNELS, parseKernel } from "./image.ts";
@@ -76,43 +77,33 @@ function program(setExit: (code: number) => void): Command {
       setExit(0);
     });
 
-  root.command("ps")
-    .description("boot a guest, print the IDS's process list (as `ids ps`), stop it")
-    .addOption(kernelOption())
-    .addOption(fetchOption())
-    .option("--json", "print JSON", false)
-    .option("--console", "copy the guest's console to stderr", false)
+  /** A command that boots a guest and runs one `ids` view against it (kernel, fetch, json). */
+  const viewCommand = (name: string, description: string) =>
+    root.command(name)
+      .description(description)
+      .addOption(kernelOption())
+      .addOption(fetchOption())
+      .option("--json", "print JSON", false)
+      .option("--console", "copy the guest's console to stderr", false);
+  const viewOptions = async (vm: Vm, o: { fetch: FetchMode; json: boolean }) =>
+    await cliOptions(vm, { fetch: o.fetch, json: o.json });
+
+  viewCommand("ps", "boot a guest, print the IDS's process list (as `ids ps`), stop it")
     .action(async (o) =>
-      setExit(
-        await withVm(o.kernel, o, async (vm) =>
-          ps(await cliOptions(vm, { fetch: o.fetch, json: o.json }))),
-      )
+      setExit(await withVm(o.kernel, o, async (vm) => ps(await viewOptions(vm, o))))
     );
 
-  root.command("lsmod")
-    .description("boot a guest, print the IDS's module list (as `ids lsmod`), stop it")
-    .addOption(kernelOption())
-    .addOption(fetchOption())
-    .option("--json", "print JSON", false)
-    .option("--console", "copy the guest's console to stderr", false)
+  viewCommand("lsmod", "boot a guest, print the IDS's module list (as `ids lsmod`), stop it")
     .action(async (o) =>
-      setExit(
-        await withVm(o.kernel, o, async (vm) =>
-          lsmod(await cliOptions(vm, { fetch: o.fetch, json: o.json }))),
-      )
+      setExit(await withVm(o.kernel, o, async (vm) => lsmod(await viewOptions(vm, o))))
     );
 
-  root.command("check")
-    .description("boot a guest, run `ids check` against it, stop it")
-    .addOption(kernelOption())
-    .addOption(fetchOption())
+  viewCommand("check", "boot a guest, run `ids check` against it, stop it")
     .option("--policy <file>", "policy file")
-    .option("--json", "print JSON", false)
-    .option("--console", "copy the guest's console to stderr", false)
     .action(async (o) =>
       setExit(
         await withVm(o.kernel, o, async (vm) =>
-          check(await cliOptions(vm, { fetch: o.fetch, json: o.json, policy: o.policy }))),
+          check({ ...await viewOptions(vm, o), policy: o.policy })),
       )
     );
 

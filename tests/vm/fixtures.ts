@@ -27,7 +27,7 @@
  * @module
  */
 import { CACHE, type KernelName } from "./image.ts";
-import { exists, sh, sha256, text } from "./_sh.ts";
+import { downloadDeb, exists, sh, sha256, text } from "./_sh.ts";
 
 /** The rootkit fixtures, by module name. */
 export const ROOTKITS = ["hide_module", "hook_syscall", "hide_task", "steal_cred"] as const;
@@ -93,44 +93,6 @@ async function headerPackages(apt: string[], release: string): Promise<string[]>
   return [headers, ...new Set(deps)];
 }
 
-/** Downloads (once) `name=version` into .cache/vm/debs; returns the .deb's path. */
-async function download(
-  apt: string[],
-  name: string,
-  version: string,
-  log: (line: string) => void,
-): Promise<string> {
-  const debs = `${CACHE}/debs`;
-  await Deno.mkdir(debs, { recursive: true });
-  const prefix = `${name}_${version.replace(":", "%3a")}_`;
-  const find = async () => {
-    for await (const entry of Deno.readDir(debs)) {
-      if (entry.name.startsWith(prefix) && entry.name.endsWith(".deb")) {
-        return `${debs}/${entry.name}`;
-      }
-    }
-    return undefined;
-  };
-  const found = await find();
-  if (found) return found;
-  log(`downloading ${name}=${version} from Debian's archive`);
-  await sh("apt-get", [
-    ...apt,
-    "-q",
-    "-o",
-    "APT::Sandbox::User=root",
-    "download",
-    `${name}=${version}`,
-  ], {
-    cwd: debs,
-  });
-  const got = await find();
-  if (!got) {
-    throw new Error(`apt-get download ${name}=${version} left no ${prefix}*.deb in ${debs}`);
-  }
-  return got;
-}
-
 /**
  * Makes (once) the chroot `chroot` describes; returns its root. Built in a
  * temporary folder and renamed into place, so an interrupted debootstrap
@@ -193,7 +155,7 @@ async function toolchain(
 ): Promise<Toolchain> {
   const debs = [];
   for (const name of await headerPackages(apt, release)) {
-    debs.push(await download(apt, name, version, log));
+    debs.push(await downloadDeb(apt, `${CACHE}/debs`, name, version, log));
   }
   const chroot = CHROOTS[kernel];
   const headers = `linux-headers-${release}`;

@@ -24,7 +24,7 @@
  *
  * @module
  */
-import { exists, sh, sha256, text } from "./_sh.ts";
+import { downloadDeb, exists, sh, sha256, text } from "./_sh.ts";
 import { buildFixtures, type RootkitName, ROOTKITS } from "./fixtures.ts";
 import { bedKeys } from "./keys.ts";
 
@@ -162,24 +162,11 @@ async function extractedKernel(
 ): Promise<string> {
   const tree = `${CACHE}/kernels/${pkg.name}_${pkg.version}`;
   if (await exists(`${tree}/.done`)) return tree;
-  const debs = `${CACHE}/debs`;
-  await Deno.mkdir(debs, { recursive: true });
-  const debName = `${pkg.name}_${pkg.version.replace(":", "%3a")}_amd64.deb`;
-  if (!await exists(`${debs}/${debName}`)) {
-    log(`downloading ${pkg.name}=${pkg.version} from Debian's archive`);
-    await sh("apt-get", [
-      ...apt,
-      "-q",
-      "-o",
-      "APT::Sandbox::User=root",
-      "download",
-      `${pkg.name}=${pkg.version}`,
-    ], { cwd: debs });
-  }
-  log(`extracting ${debName}`);
+  const deb = await downloadDeb(apt, `${CACHE}/debs`, pkg.name, pkg.version, log);
+  log(`extracting ${deb.slice(deb.lastIndexOf("/") + 1)}`);
   await Deno.remove(tree, { recursive: true }).catch(() => {});
   await Deno.mkdir(tree, { recursive: true });
-  await sh("dpkg-deb", ["-x", `${debs}/${debName}`, tree]);
+  await sh("dpkg-deb", ["-x", deb, tree]);
   await Deno.writeTextFile(`${tree}/.done`, "");
   return tree;
 }
