@@ -294,7 +294,9 @@ function bundle(log: (line: string) => void): Promise<string> {
 }
 
 async function bundleNow(log: (line: string) => void): Promise<string> {
-  const out = `${CACHE}/bundle/ebpfmonitor.js`;
+  // One file per checkout: two checkouts sharing a cache (git worktrees) must not bundle into
+  // each other's file while the other builds its image from it.
+  const out = `${CACHE}/bundle/ebpfmonitor-${(await sha256(REPO)).slice(0, 12)}.js`;
   await Deno.mkdir(`${CACHE}/bundle`, { recursive: true });
   log("bundling main.ts");
   await sh(hostDeno(), ["bundle", "--quiet", "--platform", "deno", "-o", out, "main.ts"], {
