@@ -9,6 +9,9 @@ import { preflightProblems } from "./agent/preflight.ts";
 import { type AgentSecurity, AgentServer } from "./agent/server.ts";
 import { readIdentity, readTrustedKeys } from "./wire/secure/keys.ts";
 
+/** The exit code of every error, as the IDS's (README: exit codes). */
+const EXIT_ERROR = 2;
+
 /** How to run the agent. */
 export interface AgentOptions {
   /** Where to listen: tcp://host:port or vsock://cid:port. */
@@ -40,8 +43,8 @@ export async function agentSecurity(options: AgentOptions): Promise<AgentSecurit
 
 /**
  * Checks the system, listens, prints `listening on URL` on stdout, and serves
- * until the process ends. Returns the exit code (non-zero when the system
- * cannot run the agent or the keys are missing).
+ * until the process ends. Returns the exit code (2 when the system cannot run
+ * the agent or the keys are missing).
  */
 export async function runAgent(options: AgentOptions): Promise<number> {
   let security: AgentSecurity;
@@ -49,12 +52,12 @@ export async function runAgent(options: AgentOptions): Promise<number> {
     security = await agentSecurity(options);
   } catch (error) {
     console.error(`ebpfmonitor agent: ${(error as Error).message}`);
-    return 1;
+    return EXIT_ERROR;
   }
   const problems = preflightProblems();
   if (problems.length > 0) {
     for (const problem of problems) console.error(`ebpfmonitor agent: ${problem}`);
-    return 1;
+    return EXIT_ERROR;
   }
   const log = options.verbose
     ? (line: string) => console.error(`ebpfmonitor agent: ${line}`)

@@ -12,7 +12,8 @@
  */
 import { Command } from "commander";
 import { runAgent } from "./agent.ts";
-import { fetchOption, positiveInt, positiveIntList, runProgram } from "./ids/cli/options.ts";
+import { fetchOption, positiveInt, positiveIntList } from "./ids/cli/options.ts";
+import { runProgram } from "./ids/cli/run.ts";
 import { bench } from "./ids/cli/bench.ts";
 import { demo } from "./ids/cli/demo.ts";
 import { lsmod } from "./ids/cli/lsmod.ts";
@@ -43,8 +44,7 @@ function collect(value: string, previous: string[]): string[] {
 export function program(setExit: (code: number) => void): Command {
   const root = new Command("ebpfmonitor")
     .description("Intrusion detection for VMs through an in-guest eBPF agent")
-    .version("0.1.0")
-    .showHelpAfterError();
+    .version("0.1.0");
 
   root.command("agent")
     .description("run the agent (inside the guest, as root)")

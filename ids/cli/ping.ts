@@ -5,8 +5,8 @@
  * @module
  */
 import { AgentClient } from "../client/agent_client.ts";
-import { type LocalAgent, startLocalAgent } from "../local_agent.ts";
-import { clientSecurity, type ConnectOptions } from "./session.ts";
+import type { LocalAgent } from "../local_agent.ts";
+import { clientSecurity, type ConnectOptions, startLocal } from "./session.ts";
 import { median, quantile } from "./stats.ts";
 
 /** Options of `ids ping`. */
@@ -38,7 +38,7 @@ export async function pingTimes(
 /** Runs `ids ping`; returns the exit code. */
 export async function ping(options: PingOptions): Promise<number> {
   let local: LocalAgent | undefined;
-  if (options.connect === undefined) local = await startLocalAgent({ insecure: options.insecure });
+  if (options.connect === undefined) local = await startLocal(options.insecure);
   try {
     const url = options.connect ?? local!.url;
     const client = await AgentClient.connect(url, local?.security ?? await clientSecurity(options));

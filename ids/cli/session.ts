@@ -21,16 +21,42 @@ export interface ConnectOptions {
   insecure?: boolean;
 }
 
-/** Reads the keys the options name. */
-export async function clientSecurity(options: ConnectOptions): Promise<ClientSecurity> {
+/** Prints the warning every `--insecure` use gets, on stderr. */
+export function warnInsecure(what: string): void {
+  console.error(
+    `ebpfmonitor: WARNING: --insecure: the channel to ${what} is plaintext and unauthenticated: ` +
+      "anyone on the path can read it and forge the guest's answers",
+  );
+}
+
+/**
+ * Reads the keys the options name; with `insecure`, warns on stderr that the
+ * channel to `agent` (default "the agent") is plaintext.
+ */
+export async function clientSecurity(
+  options: ConnectOptions,
+  agent = "the agent",
+): Promise<ClientSecurity> {
   const identity = options.key === undefined ? undefined : await readIdentity(options.key);
-  if (options.insecure) return { identity, insecure: true };
+  if (options.insecure) {
+    warnInsecure(agent);
+    return { identity, insecure: true };
+  }
   if (identity === undefined || options.agentKey === undefined) {
     throw new Error(
       "The IDS needs its key and the agent's public key (--key DIR/id --agent-key AGENT.pub), or --insecure",
     );
   }
   return { identity, agentKey: await readPublicKey(options.agentKey) };
+}
+
+/**
+ * Starts an agent on this machine for a command without `--connect`; with
+ * `insecure`, warns on stderr first (the agent's own warning goes nowhere).
+ */
+export function startLocal(insecure: boolean | undefined): Promise<LocalAgent> {
+  if (insecure) warnInsecure("the local agent, which loads eBPF objects unsigned,");
+  return startLocalAgent({ insecure });
 }
 
 /**
@@ -42,9 +68,7 @@ export async function withGuest<T>(
   body: (guest: Guest, local: LocalAgent | undefined) => Promise<T>,
 ): Promise<T> {
   const security = options.connect === undefined ? undefined : await clientSecurity(options);
-  const local = options.connect === undefined
-    ? await startLocalAgent({ insecure: options.insecure })
-    : undefined;
+  const local = options.connect === undefined ? await startLocal(options.insecure) : undefined;
   try {
     const guest = await Guest.open(options.connect ?? local!.url, security ?? local!.security);
     try {

@@ -10,7 +10,7 @@
 import { loadBaseline } from "../detect/baseline.ts";
 import { DEFAULT_POLICY, loadPolicy } from "../detect/policy.ts";
 import type { FetchMode } from "../guest.ts";
-import { type LocalAgent, startLocalAgent } from "../local_agent.ts";
+import type { LocalAgent } from "../local_agent.ts";
 import { AlertLog } from "../watch/alert_log.ts";
 import { loadWatchConfig, type VmConfig } from "../watch/config.ts";
 import { InvalidArgumentError, Option } from "commander";
@@ -19,7 +19,7 @@ import { WatchMetrics } from "../watch/metrics.ts";
 import { type MetricsServer, serveMetrics } from "../watch/metrics_server.ts";
 import type { WatchTarget } from "../watch/vm_loop.ts";
 import { runWatch } from "../watch/watch.ts";
-import { clientSecurity, type ConnectOptions } from "./session.ts";
+import { clientSecurity, type ConnectOptions, startLocal } from "./session.ts";
 
 /** Options of `ids watch`. */
 export interface WatchCommandOptions extends ConnectOptions {
@@ -58,7 +58,7 @@ async function loadTarget(vm: VmConfig, options: WatchCommandOptions): Promise<W
       key: vm.key,
       agentKey: vm.agentKey,
       insecure: vm.insecure,
-    });
+    }, `VM "${vm.name}"`);
     const policy = vm.policy === undefined ? DEFAULT_POLICY : await loadPolicy(vm.policy);
     const baseline = vm.baseline === undefined ? undefined : await loadBaseline(vm.baseline);
     const intervalMs = vm.intervalMs ?? options.interval;
@@ -125,7 +125,7 @@ export async function watch(options: WatchCommandOptions): Promise<number> {
       vms = (await loadWatchConfig(options.config)).vms;
     } else {
       const url = options.connect ??
-        (local = await startLocalAgent({ insecure: options.insecure })).url;
+        (local = await startLocal(options.insecure)).url;
       const vm: VmConfig = { name: options.name ?? url, url, insecure: options.insecure ?? false };
       if (options.policy !== undefined) vm.policy = options.policy;
       if (options.baseline !== undefined) vm.baseline = options.baseline;

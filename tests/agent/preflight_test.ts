@@ -114,7 +114,7 @@ Deno.test({
 // under /root/.cache/deno (/root is 0700), so the test bundles main.ts (deno bundle works
 // offline) into a temporary directory nobody can read, with a DENO_DIR nobody owns.
 Deno.test({
-  name: "the agent started without root exits non-zero saying it needs CAP_BPF or root (root)",
+  name: "the agent started without root exits 2 saying it needs CAP_BPF or root (root)",
   ignore: !IS_ROOT || !hasSetpriv(),
   fn: async () => {
     const dir = await Deno.makeTempDir({ prefix: "ebpfmonitor-nobody-" });
@@ -152,7 +152,7 @@ Deno.test({
         stderr: "piped",
       }).output();
       const stderr = new TextDecoder().decode(run.stderr);
-      assert.equal(run.code, 1, stderr);
+      assert.equal(run.code, 2, stderr);
       assert.match(stderr, /ebpfmonitor agent: The agent needs root \(CAP_BPF and CAP_PERFMON/);
       assert.doesNotMatch(new TextDecoder().decode(run.stdout), /listening on/);
     } finally {

@@ -159,18 +159,26 @@ Deno.test({
   },
 });
 
-Deno.test("ids ps --fetch nope exits non-zero and says which modes exist", async () => {
+Deno.test("ids ps --fetch nope exits 2 with one line saying which modes exist", async () => {
   const run = await runCli(["ids", "ps", "--fetch", "nope"]);
-  assert.notEqual(run.code, 0);
-  assert.match(run.stderr, /Unknown fetch mode nope: use page, bulk, fields/);
+  assert.equal(run.code, 2);
+  assert.equal(
+    run.stderr,
+    "ebpfmonitor: option '--fetch <mode>' argument 'nope' is invalid. Unknown fetch mode nope: use page, bulk, fields (see 'ebpfmonitor ids ps --help')\n",
+  );
   assert.equal(run.stdout, "");
 });
 
-Deno.test("ids ps --connect to a port where nothing listens exits non-zero naming the URL", async () => {
+Deno.test("ids ps --connect to a port where nothing listens exits 2 at once, in one line and in JSON", async () => {
   const run = await runCli(["ids", "ps", "--connect", "tcp://127.0.0.1:1", "--insecure", "--json"]);
-  assert.notEqual(run.code, 0);
-  assert.match(run.stderr, /Cannot connect to tcp:\/\/127\.0\.0\.1:1/);
-  assert.equal(run.stdout, "");
+  assert.equal(run.code, 2);
+  const message = "Cannot connect to tcp://127.0.0.1:1: Connection refused (os error 111)";
+  assert.equal(
+    run.stderr,
+    "ebpfmonitor: WARNING: --insecure: the channel to the agent is plaintext and unauthenticated: anyone on the path can read it and forge the guest's answers\n" +
+      `ebpfmonitor: ${message}\n`,
+  );
+  assert.deepEqual(JSON.parse(run.stdout), { error: { code: "connect_failed", message } });
 });
 
 Deno.test({

@@ -331,7 +331,7 @@ Deno.test("ids watch refuses --config with single-guest flags, and a bad config 
     assert.equal(unreadable.code, 2);
     assert.match(unreadable.stderr, new RegExp(`VM "web1": .*${dir}/missing/id`));
     const interval = await runCli(["ids", "watch", "--interval", "5"]);
-    assert.equal(interval.code, 1, "commander rejects the option value");
+    assert.equal(interval.code, 2, "a usage error");
     assert.match(interval.stderr, /Invalid duration "5"/);
   } finally {
     await Deno.remove(dir, { recursive: true });

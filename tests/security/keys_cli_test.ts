@@ -29,7 +29,7 @@ Deno.test("keygen --out DIR writes DIR/id with mode 0600 and DIR/id.pub, and pri
     assert.ok(!run.stdout.includes(secret) && !run.stderr.includes(secret));
     const before = await Deno.readTextFile(`${out}/id`);
     const again = await runCli(["keygen", "--out", out]);
-    assert.notEqual(again.code, 0);
+    assert.equal(again.code, 2, again.stderr);
     assert.match(again.stderr, /already exists/);
     assert.equal(await Deno.readTextFile(`${out}/id`), before);
   } finally {
@@ -37,10 +37,10 @@ Deno.test("keygen --out DIR writes DIR/id with mode 0600 and DIR/id.pub, and pri
   }
 });
 
-Deno.test("agent with neither --key/--trust nor --insecure exits non-zero naming all three options", async (t) => {
+Deno.test("agent with neither --key/--trust nor --insecure exits 2 naming all three options", async (t) => {
   await t.step("no option at all", async () => {
     const run = await runCli(["agent", "--listen", "tcp://127.0.0.1:0"]);
-    assert.notEqual(run.code, 0);
+    assert.equal(run.code, 2, run.stderr);
     assert.match(run.stderr, /--key/);
     assert.match(run.stderr, /--trust/);
     assert.match(run.stderr, /--insecure/);
@@ -56,7 +56,7 @@ Deno.test("agent with neither --key/--trust nor --insecure exits non-zero naming
         "--key",
         keys.files.agentKey,
       ]);
-      assert.notEqual(run.code, 0);
+      assert.equal(run.code, 2, run.stderr);
       assert.match(run.stderr, /--key DIR\/id --trust IDS\.pub\), or --insecure/);
       assert.doesNotMatch(run.stdout, /listening on/);
     });
@@ -80,7 +80,7 @@ Deno.test("a private key readable by others (mode 0644) is refused by the agent 
         "--trust",
         keys.files.idsPub,
       ]);
-      assert.notEqual(run.code, 0);
+      assert.equal(run.code, 2, run.stderr);
       assert.match(run.stderr, /Private key \S+ is readable by others \(mode 0644\): chmod 600 it/);
       assert.doesNotMatch(run.stdout, /listening on/);
     });
@@ -95,7 +95,7 @@ Deno.test("a private key readable by others (mode 0644) is refused by the agent 
         "--agent-key",
         keys.files.agentPub,
       ]);
-      assert.notEqual(run.code, 0);
+      assert.equal(run.code, 2, run.stderr);
       assert.match(run.stderr, /Private key \S+ is readable by others \(mode 0644\): chmod 600 it/);
       assert.doesNotMatch(run.stderr, /Cannot connect/, "the key is checked before connecting");
       assert.equal(run.stdout, "");
@@ -172,7 +172,7 @@ Deno.test({
             "--agent-key",
             files.agentPub,
           ]);
-          assert.notEqual(run.code, 0);
+          assert.equal(run.code, 2, run.stderr);
           assert.match(run.stderr, refused);
           assert.equal(run.stdout, "");
         });
@@ -187,7 +187,7 @@ Deno.test({
             "--agent-key",
             strangers.files.agentPub,
           ]);
-          assert.notEqual(run.code, 0);
+          assert.equal(run.code, 2, run.stderr);
           assert.match(run.stderr, refused);
           assert.equal(run.stdout, "");
         });
@@ -196,7 +196,7 @@ Deno.test({
       }
       await t.step("ids --insecure against the secure agent", async () => {
         const run = await runCli(["ids", "ps", "--connect", agent.url, "--insecure"]);
-        assert.notEqual(run.code, 0);
+        assert.equal(run.code, 2, run.stderr);
         assert.match(
           run.stderr,
           /it probably requires a secure channel \(use --key and --agent-key instead of --insecure\)/,

@@ -16,7 +16,8 @@
  * @module
  */
 import { Command, InvalidArgumentError, Option } from "commander";
-import { fetchOption, positiveInt, positiveIntList, runProgram } from "../../ids/cli/options.ts";
+import { fetchOption, positiveInt, positiveIntList } from "../../ids/cli/options.ts";
+import { runProgram } from "../../ids/cli/run.ts";
 import { bench } from "../../ids/cli/bench.ts";
 import { check } from "../../ids/cli/check.ts";
 import type { FetchMode } from "../../ids/guest.ts";
@@ -63,8 +64,7 @@ async function withVm(
 
 function program(setExit: (code: number) => void): Command {
   const root = new Command("vm")
-    .description("the VM test bed: Debian guests under QEMU (TCG) running the agent")
-    .showHelpAfterError();
+    .description("the VM test bed: Debian guests under QEMU (TCG) running the agent");
 
   root.command("build")
     .description("build (or find in .cache/vm) the guest images")
