@@ -66,7 +66,7 @@ export function program(setExit: (code: number) => void): Command {
   withConnectOptions(ids.command("ps"))
     .description("list the guest's processes from the kernel's task list")
     .addOption(fetchOption())
-    .option("--limit <n>", "list at most n processes", positiveInt)
+    .option("--limit <n>", "list only the n lowest pids", positiveInt)
     .option("--json", "print JSON", false)
     .action(async (o) => setExit(await ps(o)));
 
