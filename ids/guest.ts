@@ -120,15 +120,18 @@ export class Guest {
 
   /**
    * Connects to the agent at `url` (retrying with backoff while it cannot be
-   * reached) and builds the profile of its kernel.
+   * reached) and builds the profile of its kernel; `progress` hears each step.
    */
   static async open(
     url: string,
     security: ClientSecurity,
     backoff: BackoffOptions = DEFAULT_BACKOFF,
+    progress: (step: string) => void = () => {},
   ): Promise<Guest> {
+    progress(`connecting to ${url}`);
     const client = await withBackoff(() => AgentClient.connect(url, security), backoff);
     try {
+      progress("reading the kernel profile (BTF, kallsyms)");
       const info = await client.kernelInfo();
       if (info.btf_bytes === 0) {
         throw new Error(
@@ -147,6 +150,7 @@ export class Guest {
         modules: await moduleCapturePlan(profile),
         sockets: await socketCapturePlan(profile),
       });
+      progress("loading the eBPF programs");
       await guest.#programs.preload([
         "read_page",
         "read_pages",

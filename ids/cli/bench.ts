@@ -67,7 +67,12 @@ const round = (n: number, digits = 3) => Number(n.toFixed(digits));
 const ratio = (a: number | undefined, b: number | undefined) =>
   a !== undefined && b !== undefined && b > 0 ? round(a / b, 2) : null;
 
+/** Hears each step of a benchmark: what, and how far (`done` of `total` acquisitions). */
+export type BenchProgress = (what: string, done: number, total: number) => void;
+
 async function measure<T>(
+  what: string,
+  progress: BenchProgress,
   modes: readonly FetchMode[],
   repeat: number,
   acquire: (mode: FetchMode) => Promise<Acquired<T>>,
@@ -76,11 +81,17 @@ async function measure<T>(
   const times = new Map<FetchMode, number[]>(modes.map((mode) => [mode, []]));
   const costs = new Map<FetchMode, AcquisitionCost>();
   const counts = new Set<number>();
-  for (const mode of modes) await acquire(mode); // warm-up: JIT, programs, sockets
+  const total = modes.length * (repeat + 1);
+  let done = 0;
+  for (const mode of modes) {
+    progress(`${what}, ${mode} mode (warm-up)`, done++, total);
+    await acquire(mode); // warm-up: JIT, programs, sockets
+  }
   for (let i = 0; i < repeat; i++) {
     // Rotate the order so that no mode always runs right after the same other one.
     const order = modes.map((_, k) => modes[(k + i) % modes.length]!);
     for (const mode of order) {
+      progress(`${what}, ${mode} mode`, done++, total);
       const t0 = performance.now();
       const result = await acquire(mode);
       times.get(mode)!.push(performance.now() - t0);
@@ -142,12 +153,16 @@ export async function benchGuest(
   guest: Guest,
   options: Pick<BenchOptions, "procs" | "repeat" | "scales">,
   ensure: (procs: number) => Promise<void> = () => Promise.resolve(),
+  progress: BenchProgress = () => {},
 ): Promise<BenchResult> {
+  progress(`starting helpers for ${options.procs} processes`, 0, 1);
   await ensure(options.procs);
   // Pings between the repetitions, so that the floor is measured in the same conditions.
   await pingTimes(guest.client, 100); // warm-up
   const pings: number[] = [];
   const processes = await measure(
+    `${options.procs} processes`,
+    progress,
     FETCH_MODES,
     options.repeat,
     (mode) => guest.processes(mode, options.procs),
@@ -160,15 +175,36 @@ export async function benchGuest(
     },
   );
   const ping = { median_ms: round(median(pings)), p95_ms: round(quantile(pings, 0.95)) };
-  const modules = await measure(FETCH_MODES, options.repeat, (mode) => guest.modules(mode));
-  const sockets = await measure(FETCH_MODES, options.repeat, (mode) => guest.sockets(mode));
-  const check = await measureCheck(guest, options.repeat);
+  const modules = await measure(
+    "all modules",
+    progress,
+    FETCH_MODES,
+    options.repeat,
+    (mode) => guest.modules(mode),
+  );
+  const sockets = await measure(
+    "all sockets",
+    progress,
+    FETCH_MODES,
+    options.repeat,
+    (mode) => guest.sockets(mode),
+  );
+  const check = await measureCheck(guest, options.repeat, progress);
   const scales: TargetFigures[] = [];
   for (const procs of options.scales) {
+    progress(`starting helpers for ${procs} processes`, 0, 1);
     await ensure(procs);
     const modes = FETCH_MODES.filter((mode) => mode !== "page" || procs <= PAGE_MODE_MAX_PROCS);
     const repeat = Math.max(3, Math.ceil(options.repeat * 100 / procs));
-    scales.push(await measure(modes, repeat, (mode) => guest.processes(mode, procs)));
+    scales.push(
+      await measure(
+        `${procs} processes`,
+        progress,
+        modes,
+        repeat,
+        (mode) => guest.processes(mode, procs),
+      ),
+    );
   }
   const m = processes.modes;
   return {
@@ -193,11 +229,17 @@ export async function benchGuest(
 }
 
 /** Times `repeat` whole checks (after one warm-up). */
-async function measureCheck(guest: Guest, repeat: number): Promise<BenchResult["check"]> {
+async function measureCheck(
+  guest: Guest,
+  repeat: number,
+  progress: BenchProgress,
+): Promise<BenchResult["check"]> {
+  progress("ids check (warm-up)", 0, repeat + 1);
   await runChecks(guest, { policy: DEFAULT_POLICY });
   const times: number[] = [];
   let last: CheckReport | undefined;
   for (let i = 0; i < repeat; i++) {
+    progress("ids check", i + 1, repeat + 1);
     const t0 = performance.now();
     last = await runChecks(guest, { policy: DEFAULT_POLICY });
     times.push(performance.now() - t0);
@@ -260,7 +302,7 @@ function render(result: BenchResult): string {
 
 /** Runs `ids bench`; returns the exit code. */
 export function bench(options: BenchOptions): Promise<number> {
-  return withGuest(options, async (guest, local) => {
+  return withGuest(options, async (guest, local, progress) => {
     // On this machine's kernel, start helpers so the task list holds enough processes.
     const workloads: Workload[] = [];
     const ensure = async (procs: number) => {
@@ -269,7 +311,13 @@ export function bench(options: BenchOptions): Promise<number> {
       if (have < procs + 10) workloads.push(await startSleepers(procs + 10 - have));
     };
     try {
-      const result = await benchGuest(guest, options, ensure);
+      const result = await benchGuest(
+        guest,
+        options,
+        ensure,
+        (what, done, total) => progress.step(`bench: ${what}: ${done}/${total}`),
+      );
+      progress.done();
       if (options.plot) await Deno.writeTextFile(options.plot, plotSvg(result));
       console.log(options.json ? JSON.stringify(result) : render(result));
       return 0;

@@ -58,9 +58,11 @@ export async function check(options: CheckCommandOptions): Promise<number> {
   const baseline = options.baseline === undefined
     ? undefined
     : await loadBaseline(options.baseline);
-  return await withGuest(options, async (guest) => {
+  return await withGuest(options, async (guest, _local, progress) => {
     if (options.saveBaseline !== undefined) {
+      progress.step(`taking a snapshot (${options.fetch} mode)`);
       const snapshot = await takeSnapshot(guest, options.fetch);
+      progress.done();
       const saved = takeBaseline(
         guest.profile.release,
         snapshot.processes,
@@ -75,7 +77,9 @@ export async function check(options: CheckCommandOptions): Promise<number> {
       );
       return 0;
     }
+    progress.step(`checking: snapshot (${options.fetch} mode), then every detector`);
     const report = await runChecks(guest, { policy, baseline }, { mode: options.fetch });
+    progress.done();
     console.log(options.json ? JSON.stringify(reportJson(report), null, 2) : reportText(report));
     return report.alerts.length === 0 ? 0 : 1;
   });

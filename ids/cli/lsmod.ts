@@ -17,8 +17,10 @@ export interface LsmodOptions extends ConnectOptions {
 
 /** Runs `ids lsmod`; returns the exit code. A kernel without modules prints a note on stderr. */
 export function lsmod(options: LsmodOptions): Promise<number> {
-  return withGuest(options, async (guest) => {
+  return withGuest(options, async (guest, _local, progress) => {
+    progress.step(`walking the module list (${options.fetch} mode)`);
     const { items } = await guest.modules(options.fetch);
+    progress.done();
     const note = guest.profile.modulesNote;
     if (note !== undefined) console.error(`note: ${note}`);
     console.log(options.json ? JSON.stringify(items.map(moduleJson), null, 2) : moduleTable(items));

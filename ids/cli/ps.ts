@@ -32,8 +32,10 @@ export function lowestPids(items: readonly ProcessInfo[], limit?: number): Proce
 
 /** Runs `ids ps`; returns the exit code. */
 export function ps(options: PsOptions): Promise<number> {
-  return withGuest(options, async (guest) => {
+  return withGuest(options, async (guest, _local, progress) => {
+    progress.step(`walking the task list (${options.fetch} mode)`);
     const { items } = await guest.processes(options.fetch);
+    progress.done();
     const listed = lowestPids(items, options.limit);
     console.log(
       options.json ? JSON.stringify(listed.map(processJson), null, 2) : processTable(listed),

@@ -5,9 +5,11 @@
  * @module
  */
 import type { ClientSecurity } from "../client/channel.ts";
+import { DEFAULT_BACKOFF } from "../client/backoff.ts";
 import { Guest } from "../guest.ts";
 import { type LocalAgent, startLocalAgent } from "../local_agent.ts";
 import { readIdentity, readPublicKey } from "../../wire/secure/keys.ts";
+import { type Progress, progressOn } from "./progress.ts";
 
 /** The options every `ids` command takes to reach its agent. */
 export interface ConnectOptions {
@@ -61,22 +63,35 @@ export function startLocal(insecure: boolean | undefined): Promise<LocalAgent> {
 
 /**
  * Runs `body` with the guest at `options.connect` (or a local agent when
- * absent, with fresh keys), then closes all.
+ * absent, with fresh keys), then closes all. Progress (on stderr, when it is
+ * a terminal) shows the steps; `body` calls `progress.done()` before it
+ * prints.
  */
 export async function withGuest<T>(
   options: ConnectOptions,
-  body: (guest: Guest, local: LocalAgent | undefined) => Promise<T>,
+  body: (guest: Guest, local: LocalAgent | undefined, progress: Progress) => Promise<T>,
 ): Promise<T> {
   const security = options.connect === undefined ? undefined : await clientSecurity(options);
-  const local = options.connect === undefined ? await startLocal(options.insecure) : undefined;
+  const progress = progressOn("ebpfmonitor");
   try {
-    const guest = await Guest.open(options.connect ?? local!.url, security ?? local!.security);
+    if (options.connect === undefined) progress.step("starting an agent on this machine");
+    const local = options.connect === undefined ? await startLocal(options.insecure) : undefined;
     try {
-      return await body(guest, local);
+      const guest = await Guest.open(
+        options.connect ?? local!.url,
+        security ?? local!.security,
+        DEFAULT_BACKOFF,
+        (step) => progress.step(step),
+      );
+      try {
+        return await body(guest, local, progress);
+      } finally {
+        guest.close();
+      }
     } finally {
-      guest.close();
+      await local?.stop();
     }
   } finally {
-    await local?.stop();
+    progress.done();
   }
 }

@@ -20,10 +20,12 @@ export interface SocketsOptions extends ConnectOptions {
 
 /** Runs `ids sockets`; returns the exit code. A kernel whose tables are unknown prints a note on stderr. */
 export function sockets(options: SocketsOptions): Promise<number> {
-  return withGuest(options, async (guest) => {
+  return withGuest(options, async (guest, _local, progress) => {
+    progress.step(`walking the socket tables (${options.fetch} mode)`);
     const { items } = options.allNamespaces
       ? await guest.socketsOfAllNamespaces(options.fetch)
       : await guest.sockets(options.fetch);
+    progress.done();
     const note = guest.profile.socketsNote;
     if (note !== undefined) console.error(`note: ${note}`);
     console.log(options.json ? JSON.stringify(items.map(socketJson), null, 2) : socketTable(items));
