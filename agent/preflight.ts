@@ -1,7 +1,8 @@
 /**
- * What the agent checks before it listens: privileges, BTF, uprobes, libbpf.
- * Each missing piece is one clear sentence; the agent exits instead of failing
- * later in the middle of a request.
+ * What the agent checks before it listens: privileges (and the unprivileged
+ * BPF setting when they are missing), kernel lockdown, BTF, uprobes, libbpf.
+ * Each missing piece is one clear sentence saying what to do; the agent exits
+ * instead of failing later in the middle of a request.
  *
  * @module
  */
@@ -15,6 +16,10 @@ export interface PreflightPaths {
   btf: string;
   /** The uprobe PMU (perf event source). */
   uprobe: string;
+  /** The kernel's lockdown mode (`none integrity [confidentiality]`), absent without LSM lockdown. */
+  lockdown: string;
+  /** `kernel.unprivileged_bpf_disabled`. */
+  unprivilegedBpf: string;
 }
 
 /** The paths of the running system. */
@@ -22,6 +27,8 @@ export const SYSTEM_PATHS: PreflightPaths = {
   status: "/proc/self/status",
   btf: "/sys/kernel/btf/vmlinux",
   uprobe: "/sys/bus/event_source/devices/uprobe/type",
+  lockdown: "/sys/kernel/security/lockdown",
+  unprivilegedBpf: "/proc/sys/kernel/unprivileged_bpf_disabled",
 };
 
 const CAP_SYS_ADMIN = 21n;
@@ -44,6 +51,33 @@ export function effectiveCapabilities(status: string): bigint {
   return BigInt(`0x${match[1]}`);
 }
 
+function readOptional(path: string): string | undefined {
+  try {
+    return Deno.readTextFileSync(path);
+  } catch {
+    return undefined;
+  }
+}
+
+/** The active lockdown mode, the bracketed word of `none integrity [confidentiality]`. */
+export function lockdownMode(text: string): string | undefined {
+  return /\[([a-z]+)\]/.exec(text)?.[1];
+}
+
+/** What `kernel.unprivileged_bpf_disabled` means for a process without CAP_BPF. */
+function unprivilegedBpfNote(text: string | undefined): string {
+  switch (text?.trim()) {
+    case "0":
+      return "kernel.unprivileged_bpf_disabled is 0, but the agent's programs read kernel memory, which only CAP_BPF and CAP_PERFMON allow";
+    case "1":
+      return "kernel.unprivileged_bpf_disabled is 1: without CAP_BPF no program loads, until the next boot";
+    case "2":
+      return "kernel.unprivileged_bpf_disabled is 2: without CAP_BPF no program loads";
+    default:
+      return "without CAP_BPF no program that reads kernel memory loads";
+  }
+}
+
 /**
  * The problems that keep the agent from working here, as sentences; empty when
  * all is well.
@@ -53,8 +87,18 @@ export function preflightProblems(paths: PreflightPaths = SYSTEM_PATHS): string[
   const caps = effectiveCapabilities(Deno.readTextFileSync(paths.status));
   const has = (bit: bigint) => (caps >> bit & 1n) === 1n;
   if (!has(CAP_SYS_ADMIN) && !(has(CAP_BPF) && has(CAP_PERFMON))) {
+    const missing = [[CAP_BPF, "CAP_BPF"], [CAP_PERFMON, "CAP_PERFMON"]] as const;
+    const lacks = missing.filter(([bit]) => !has(bit)).map(([, name]) => name).join(" and ");
     problems.push(
-      "The agent needs root (CAP_BPF and CAP_PERFMON, or CAP_SYS_ADMIN) to load eBPF programs: run it as root",
+      `The agent needs root (CAP_BPF and CAP_PERFMON, or CAP_SYS_ADMIN) to load eBPF programs: it lacks ${lacks} (${
+        unprivilegedBpfNote(readOptional(paths.unprivilegedBpf))
+      }); run it as root, or give it both capabilities (e.g. setpriv --inh-caps +bpf,+perfmon --ambient-caps +bpf,+perfmon)`,
+    );
+  }
+  const lockdown = readOptional(paths.lockdown);
+  if (lockdown !== undefined && lockdownMode(lockdown) === "confidentiality") {
+    problems.push(
+      "The kernel is locked down for confidentiality (lockdown=confidentiality): it refuses bpf_probe_read_kernel, which every walker needs; boot with lockdown=integrity or none (kernel command line, or the LSM's default)",
     );
   }
   if (!exists(paths.btf)) {

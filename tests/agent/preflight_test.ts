@@ -1,7 +1,12 @@
 // The agent's preflight checks: unit tests over fixture files, and the real agent started as an
 // unprivileged user (needs root to drop to nobody with setpriv).
 import assert from "node:assert/strict";
-import { effectiveCapabilities, preflightProblems, SYSTEM_PATHS } from "../../agent/preflight.ts";
+import {
+  effectiveCapabilities,
+  lockdownMode,
+  preflightProblems,
+  SYSTEM_PATHS,
+} from "../../agent/preflight.ts";
 import { hasSetpriv, IS_ROOT, MAIN } from "../_helpers/agent.ts";
 
 /** A /proc/PID/status excerpt with the given effective capability set. */
@@ -65,20 +70,96 @@ Deno.test("effectiveCapabilities() rejects a status without CapEff", () => {
 });
 
 Deno.test("preflightProblems() names the missing privileges, BTF and uprobe support", async () => {
-  await withFiles({ status: statusText(0n) }, (dir) => {
+  await withFiles({ status: statusText(0n), unprivileged: "2\n" }, (dir) => {
     const problems = preflightProblems({
       status: `${dir}/status`,
       btf: `${dir}/no-btf`,
       uprobe: `${dir}/no-uprobe-type`,
+      lockdown: `${dir}/no-lockdown`,
+      unprivilegedBpf: `${dir}/unprivileged`,
     });
-    assert.equal(problems.length, 3, problems.join("\n"));
-    assert.match(problems[0]!, /needs root \(CAP_BPF and CAP_PERFMON, or CAP_SYS_ADMIN\)/);
-    assert.match(problems[1]!, /has no BTF .*no-btf is missing.*CONFIG_DEBUG_INFO_BTF=y/);
-    assert.match(
-      problems[2]!,
-      /no uprobe support .*no-uprobe-type is missing.*CONFIG_UPROBE_EVENTS=y/,
-    );
+    assert.deepEqual(problems, [
+      "The agent needs root (CAP_BPF and CAP_PERFMON, or CAP_SYS_ADMIN) to load eBPF programs: it lacks CAP_BPF and CAP_PERFMON (kernel.unprivileged_bpf_disabled is 2: without CAP_BPF no program loads); run it as root, or give it both capabilities (e.g. setpriv --inh-caps +bpf,+perfmon --ambient-caps +bpf,+perfmon)",
+      `This kernel has no BTF (${dir}/no-btf is missing): the agent needs a kernel built with CONFIG_DEBUG_INFO_BTF=y`,
+      `This kernel has no uprobe support (${dir}/no-uprobe-type is missing): the agent needs CONFIG_UPROBE_EVENTS=y`,
+    ]);
   });
+});
+
+Deno.test("preflightProblems() names the one capability missing and what unprivileged_bpf_disabled means", async (t) => {
+  const cases: [string, bigint, string | undefined, RegExp][] = [
+    [
+      "CAP_BPF alone, setting 1",
+      bit(CAP_BPF),
+      "1\n",
+      /it lacks CAP_PERFMON \(kernel\.unprivileged_bpf_disabled is 1: without CAP_BPF no program loads, until the next boot\)/,
+    ],
+    [
+      "CAP_PERFMON alone, setting 0",
+      bit(CAP_PERFMON),
+      "0\n",
+      /it lacks CAP_BPF \(kernel\.unprivileged_bpf_disabled is 0, but the agent's programs read kernel memory, which only CAP_BPF and CAP_PERFMON allow\)/,
+    ],
+    [
+      "no setting",
+      0n,
+      undefined,
+      /it lacks CAP_BPF and CAP_PERFMON \(without CAP_BPF no program that reads kernel memory loads\)/,
+    ],
+  ];
+  for (const [name, caps, setting, expected] of cases) {
+    await t.step(name, () => {
+      const files: Record<string, string> = { status: statusText(caps), btf: "", uprobe: "7\n" };
+      if (setting !== undefined) files.unprivileged = setting;
+      return withFiles(files, (dir) => {
+        const problems = preflightProblems({
+          status: `${dir}/status`,
+          btf: `${dir}/btf`,
+          uprobe: `${dir}/uprobe`,
+          lockdown: `${dir}/no-lockdown`,
+          unprivilegedBpf: `${dir}/unprivileged`,
+        });
+        assert.equal(problems.length, 1, problems.join("\n"));
+        assert.match(problems[0]!, expected);
+      });
+    });
+  }
+});
+
+Deno.test("preflightProblems() refuses lockdown=confidentiality only, saying how to boot", async (t) => {
+  const cases: [string, string | undefined, boolean][] = [
+    ["no lockdown LSM", undefined, true],
+    ["none", "[none] integrity confidentiality\n", true],
+    ["integrity", "none [integrity] confidentiality\n", true],
+    ["confidentiality", "none integrity [confidentiality]\n", false],
+  ];
+  for (const [name, lockdown, fine] of cases) {
+    await t.step(name, () => {
+      const files: Record<string, string> = {
+        status: statusText(bit(CAP_SYS_ADMIN)),
+        btf: "",
+        uprobe: "7\n",
+      };
+      if (lockdown !== undefined) files.lockdown = lockdown;
+      return withFiles(files, (dir) => {
+        const problems = preflightProblems({
+          status: `${dir}/status`,
+          btf: `${dir}/btf`,
+          uprobe: `${dir}/uprobe`,
+          lockdown: `${dir}/lockdown`,
+          unprivilegedBpf: `${dir}/unprivileged`,
+        });
+        assert.deepEqual(
+          problems,
+          fine ? [] : [
+            "The kernel is locked down for confidentiality (lockdown=confidentiality): it refuses bpf_probe_read_kernel, which every walker needs; boot with lockdown=integrity or none (kernel command line, or the LSM's default)",
+          ],
+        );
+      });
+    });
+  }
+  assert.equal(lockdownMode("none integrity [confidentiality]"), "confidentiality");
+  assert.equal(lockdownMode("garbage"), undefined);
 });
 
 Deno.test("preflightProblems() accepts CAP_SYS_ADMIN, or CAP_BPF with CAP_PERFMON", async (t) => {
@@ -97,6 +178,8 @@ Deno.test("preflightProblems() accepts CAP_SYS_ADMIN, or CAP_BPF with CAP_PERFMO
             status: `${dir}/status`,
             btf: `${dir}/btf`,
             uprobe: `${dir}/uprobe`,
+            lockdown: `${dir}/no-lockdown`,
+            unprivilegedBpf: `${dir}/no-setting`,
           });
           assert.deepEqual(problems.length === 0, enough, problems.join("\n"));
         }),
