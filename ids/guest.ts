@@ -57,6 +57,8 @@ export interface AcquisitionCost {
   bytes: number;
   /** Pages the views read that the mode had not prefetched. */
   misses: number;
+  /** Snapshots taken: 1, or more when a walk met a list that changed under it. */
+  attempts: number;
 }
 
 /** A result and what it cost. */
@@ -180,24 +182,9 @@ export class Guest {
     );
   }
 
-  /**
-   * Takes a snapshot with `body`, and measures what it cost. The kernel's
-   * lists change while they are walked: a walk that spans several fires (or,
-   * in page mode, many requests) can meet a task that ended meanwhile, and the
-   * snapshot then loops or points nowhere. That is detected, never trusted:
-   * the snapshot is taken again from scratch, up to SNAPSHOT_ATTEMPTS times,
-   * and only a list that stays broken is reported (retries count in the cost).
-   */
-  async #measure<T>(body: () => Promise<{ items: T[]; mem: KernelMemory }>): Promise<Acquired<T>> {
-    const before = this.client.stats;
-    for (let attempt = 1;; attempt++) {
-      try {
-        const { items, mem } = await body();
-        return { items, cost: costSince(before, this.client.stats, mem.misses), memory: mem };
-      } catch (error) {
-        if (!isTornSnapshot(error) || attempt >= SNAPSHOT_ATTEMPTS) throw error;
-      }
-    }
+  /** Takes a snapshot with `body` and measures it: {@linkcode measureSnapshot}. */
+  #measure<T>(body: (mem: KernelMemory) => Promise<T[]>): Promise<Acquired<T>> {
+    return measureSnapshot(() => this.client.stats, () => this.memory(), body);
   }
 
   /**
@@ -206,8 +193,7 @@ export class Guest {
    * reports.
    */
   processes(mode: FetchMode, limit?: number): Promise<Acquired<ProcessInfo>> {
-    return this.#measure(async () => {
-      const mem = this.memory();
+    return this.#measure(async (mem) => {
       let start = this.profile.initTask;
       // The list's anchor (init_task, pid 0) is walked but not listed: one more.
       const walkLimit = limit === undefined ? ALL : limit + 1;
@@ -224,14 +210,13 @@ export class Guest {
       } else if (start === undefined) {
         start = (await bulkWalk(this.#programs, mem.cache, "tasks", 0n, 0)).start;
       }
-      return { items: await listTasks(mem, this.profile, { start, limit }), mem };
+      return await listTasks(mem, this.profile, { start, limit });
     });
   }
 
   /** Lists modules in `mode`; empty on a kernel without modules (see `profile.modulesNote`). */
   modules(mode: FetchMode): Promise<Acquired<ModuleInfo>> {
-    return this.#measure(async () => {
-      const mem = this.memory();
+    return this.#measure(async (mem) => {
       const layout = this.profile.modules;
       if (mode === "bulk" && layout !== undefined) {
         await bulkWalk(this.#programs, mem.cache, "modules", layout.listHead);
@@ -242,7 +227,7 @@ export class Guest {
           limit: ALL,
         });
       }
-      return { items: await listModules(mem, this.profile), mem };
+      return await listModules(mem, this.profile);
     });
   }
 
@@ -255,10 +240,7 @@ export class Guest {
    * acquisition reads the tables and sockets afresh.
    */
   sockets(mode: FetchMode): Promise<Acquired<SocketInfo>> {
-    return this.#measure(async () => {
-      const { entries, mem } = await this.#sockets(mode, false);
-      return { items: entries.map(socketInfo), mem };
-    });
+    return this.#measure(async (mem) => (await this.#sockets(mem, mode, false)).map(socketInfo));
   }
 
   /**
@@ -269,26 +251,26 @@ export class Guest {
    * read.
    */
   socketsOfAllNamespaces(mode: FetchMode): Promise<Acquired<NamespacedSocketInfo>> {
-    return this.#measure(async () => {
-      const { entries, mem } = await this.#sockets(mode, true);
+    return this.#measure(async (mem) => {
+      const entries = await this.#sockets(mem, mode, true);
       const inums = await netNamespaceInums(mem, this.profile, entries.map((e) => e.net));
       const items = entries.map((e) => ({ ...socketInfo(e), netns: inums.get(e.net) ?? 0 }));
-      return { items, mem };
+      return items;
     });
   }
 
   async #sockets(
+    mem: KernelMemory,
     mode: FetchMode,
     allNamespaces: boolean,
-  ): Promise<{ entries: SocketEntry[]; mem: KernelMemory }> {
-    const mem = this.memory();
-    if (this.profile.sockets === undefined) return { entries: [], mem };
+  ): Promise<SocketEntry[]> {
+    if (this.profile.sockets === undefined) return [];
     const tables = this.#socketTables ??= await this.#findSocketTables(mem);
     const plan = this.#plans.sockets;
     if (mode !== "page" && plan !== undefined) {
       await hashWalk(this.#programs, mem, socketWalkSpec(tables, plan, mode));
     }
-    return { entries: await listSockets(mem, this.profile, tables, { allNamespaces }), mem };
+    return await listSockets(mem, this.profile, tables, { allNamespaces });
   }
 
   /**
@@ -322,15 +304,46 @@ export class Guest {
   }
 }
 
+/**
+ * Takes a snapshot with `body` over a fresh memory from `memory()`, and
+ * measures what it cost. The kernel's lists change while they are walked: a
+ * walk that spans several fires (or, in page mode, many requests) can meet a
+ * task that ended meanwhile, and the snapshot then loops or points nowhere.
+ * That is detected, never trusted: the snapshot is taken again from scratch
+ * (a fresh memory), up to SNAPSHOT_ATTEMPTS times, and only a list that stays
+ * broken is reported. The cost counts every attempt in every counter: round
+ * trips, bytes and misses alike, and the attempts themselves.
+ */
+export async function measureSnapshot<T>(
+  stats: () => TrafficStats,
+  memory: () => KernelMemory,
+  body: (mem: KernelMemory) => Promise<T[]>,
+): Promise<Acquired<T>> {
+  const before = stats();
+  let misses = 0;
+  for (let attempt = 1;; attempt++) {
+    const mem = memory();
+    try {
+      const items = await body(mem);
+      return { items, cost: costSince(before, stats(), misses + mem.misses, attempt), memory: mem };
+    } catch (error) {
+      misses += mem.misses;
+      if (!isTornSnapshot(error) || attempt >= SNAPSHOT_ATTEMPTS) throw error;
+    }
+  }
+}
+
 /** What the traffic between two readings of the client's counters cost. */
 export function costSince(
   before: TrafficStats,
   after: TrafficStats,
   misses: number,
+  attempts = 1,
 ): AcquisitionCost {
   return {
     roundTrips: after.roundTrips - before.roundTrips,
     bytes: after.bytesSent - before.bytesSent + after.bytesReceived - before.bytesReceived,
     misses,
+    attempts,
   };
 }
