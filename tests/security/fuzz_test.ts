@@ -262,8 +262,12 @@ class Meter {
   }
 }
 
-/** One case must never take this long (the known array-header amplification takes < 2 s). */
-const CASE_BOUND_MS = 5000;
+/**
+ * A case still running after this long hangs (a hang guard, not a speed claim: the slowest case,
+ * the known array-header amplification, takes < 2 s on an idle machine; how fast the decoder is
+ * lives in bench/decode_bounds.ts).
+ */
+const CASE_HANG_MS = 60_000;
 
 Deno.test("fuzz: the frame decoder and the message parser throw only FrameError and ProtocolError", async (t) => {
   const counts: Record<string, number> = {};
@@ -281,7 +285,7 @@ Deno.test("fuzz: the frame decoder and the message parser throw only FrameError 
       const chunks = randomChunks(prng, input);
       const { values, error } = await meter.time(
         context,
-        () => deadline(readFrames(chunks, max), CASE_BOUND_MS, context),
+        () => deadline(readFrames(chunks, max), CASE_HANG_MS, context),
       );
       if (error !== undefined && !(error instanceof FrameError)) {
         assert.fail(`${context}: FrameReader threw ${errorName(error)}`);
@@ -367,7 +371,6 @@ Deno.test("fuzz: the frame decoder and the message parser throw only FrameError 
     for (const line of meter.slow.slice(0, 5)) console.log(`    ${line}`);
   }
   assert.ok(total >= 100_000, `${total} cases`);
-  assert.ok(meter.slowest < CASE_BOUND_MS, `a case took ${meter.slowest} ms`);
   // Memory: no case keeps anything, so what stays after the garbage is collected must be far
   // below what went through the decoder. 128 MiB is room for V8's heap to settle at a larger
   // size; it is a quarter of the bytes fed, so a reader or decoder that kept what it read (or
@@ -1079,11 +1082,18 @@ Deno.test({
     // @msgpack/msgpack preallocates `new Array(claimed length)` before reading any element, so
     // without wire/msgpack_guard.ts the claim, not the bytes received, would set the memory:
     // 5 bytes → 64 MiB, 20 bytes → 512 MiB, a few hundred bytes exhaust the heap.
+    // Refused by the guard at the first header, having read its 5 bytes: work bounded by the
+    // bytes received, not by the claim (the time it takes: bench/decode_bounds.ts).
     for (const payload of [claimingArrays(1, 2 ** 23), claimingArrays(4, 2 ** 23)]) {
-      const started = performance.now();
-      assert.throws(() => decodePayload(payload), FrameError);
-      const elapsed = performance.now() - started;
-      assert.ok(elapsed < 50, `${payload.length} bytes took the decoder ${elapsed.toFixed(0)} ms`);
+      assert.throws(
+        () => decodePayload(payload),
+        (error: unknown) =>
+          error instanceof FrameError &&
+          error.message ===
+            `Cannot decode frame: An array at byte 5 claims 8388608 elements, but only ${
+              payload.length - 5
+            } bytes remain`,
+      );
     }
   },
 });

@@ -106,15 +106,14 @@ Deno.test("FrameReader assembles a large frame spread over many chunks", async (
   assert.equal(await reader.next(), null);
 });
 
-Deno.test("FrameReader handles many small frames in many small chunks in linear time", async () => {
+Deno.test("FrameReader handles many small frames in many small chunks", async () => {
+  // How long it takes (linear in the bytes): bench/decode_bounds.ts.
   const count = 20000;
   const bytes = concatBytes(...Array.from({ length: count }, (_, i) => encodeFrame({ i })));
   const reader = new FrameReader(chunkStream(split(bytes, 3)).stream);
-  const started = performance.now();
   const values = await readAll(reader);
   assert.equal(values.length, count);
   assert.deepEqual(values[count - 1], { i: count - 1 });
-  assert.ok(performance.now() - started < 5000, "reading took too long");
 });
 
 Deno.test("FrameReader returns null at a clean end of stream", async (t) => {

@@ -6,11 +6,9 @@ import { vmlinuxBtfBytes } from "./_fixtures.ts";
 
 const bytes = await vmlinuxBtfBytes();
 
-Deno.test("Btf.parse() reads a real 6.18 vmlinux BTF quickly", () => {
-  const start = performance.now();
+Deno.test("Btf.parse() reads a real 6.18 vmlinux BTF", () => {
+  // How long it takes: bench/decode_bounds.ts.
   const btf = Btf.parse(bytes);
-  const elapsed = performance.now() - start;
-  assert.ok(elapsed < 1000, `parse took ${elapsed} ms`);
   assert.equal(btf.typeCount, 126700);
 });
 

@@ -87,17 +87,15 @@ Deno.test("Kallsyms.parse() rejects a malformed line with its number", () => {
   assert.equal(Kallsyms.parse("").restricted, false);
 });
 
-Deno.test("Kallsyms.parse() reads a full-size kallsyms quickly", () => {
+Deno.test("Kallsyms.parse() reads a full-size kallsyms", () => {
+  // How long it takes: bench/decode_bounds.ts.
   const lines: string[] = [];
   for (let i = 0; i < 150_000; i++) {
     lines.push(`${(0xffffffff81000000n + BigInt(i * 16)).toString(16)} t sym_${i}`);
   }
-  const start = performance.now();
   const ksyms = Kallsyms.parse(lines.join("\n"));
-  const elapsed = performance.now() - start;
   assert.equal(ksyms.size, 150_000);
   assert.equal(ksyms.lookup("sym_149999"), 0xffffffff81000000n + 149_999n * 16n);
-  assert.ok(elapsed < 2000, `parse took ${elapsed} ms`);
 });
 
 Deno.test("Kallsyms.lookup() answers the same after many lookups build its index", () => {
