@@ -136,6 +136,10 @@ export function program(setExit: (code: number) => void): Command {
   withConnectOptions(ids.command("attest"))
     .description("verify the agent's SEV-SNP attestation report (in an SEV-SNP guest)")
     .requiredOption("--vcek <file>", "the chip's VCEK certificate or public key (PEM or DER)")
+    .option(
+      "--chain <file>",
+      "the ASK and ARK certificates (PEM): check that the VCEK chains to them",
+    )
     .option("--measurement <hex>", "the expected launch measurement (48 bytes, hex)")
     .option("--json", "print JSON", false)
     .action(async (o) => setExit(await attest(o)));

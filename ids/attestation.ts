@@ -24,9 +24,9 @@
  * 0x090 u8[48] MEASUREMENT
  * ```
  *
- * What is not done here: the AMD certificate chain (ARK → ASK → VCEK) is not fetched or
- * checked (the AMD Key Distribution Service is unreachable from this project's machines); the
- * operator supplies the VCEK (certificate or public key) and vouches for it.
+ * The AMD certificate chain (ARK → ASK → VCEK) is not fetched (the AMD Key Distribution Service
+ * is unreachable from this project's machines): the operator supplies the VCEK, and may supply
+ * the ASK and ARK, whose chain `ids/vcek_chain.ts` checks (`ids attest --chain`).
  *
  * @example
  * ```ts
@@ -41,6 +41,7 @@
  */
 
 import { equalBytes } from "../wire/bytes.ts";
+import { subjectPublicKeyInfo } from "./vcek_chain.ts";
 import { bindAgentKey, NONCE_BYTES, REPORT_DATA_DOMAIN } from "../wire/secure/report_data.ts";
 
 export { NONCE_BYTES, REPORT_DATA_DOMAIN };
@@ -338,91 +339,14 @@ export function signatureToP1363(report: AttestationReport): Uint8Array<ArrayBuf
 
 // --- VCEK: a CryptoKey, an X.509 certificate or a SubjectPublicKeyInfo -------------------------
 
-interface Tlv {
-  tag: number;
-  /** Offset of the tag byte. */
-  start: number;
-  /** Offset of the contents. */
-  contents: number;
-  /** Offset just past the contents. */
-  end: number;
-}
-
-function readTlv(der: Uint8Array, offset: number, limit: number): Tlv {
-  if (offset + 2 > limit) throw new Error("truncated DER");
-  const tag = der[offset]!;
-  if ((tag & 0x1f) === 0x1f) throw new Error("multi-byte DER tags are not supported");
-  let length = der[offset + 1]!;
-  let contents = offset + 2;
-  if (length & 0x80) {
-    const count = length & 0x7f;
-    if (count === 0 || count > 4 || contents + count > limit) throw new Error("bad DER length");
-    length = 0;
-    for (let i = 0; i < count; i++) length = length * 256 + der[contents + i]!;
-    contents += count;
-  }
-  const end = contents + length;
-  if (end > limit) throw new Error("truncated DER");
-  return { tag, start: offset, contents, end };
-}
-
-function children(der: Uint8Array, parent: Tlv): Tlv[] {
-  const out: Tlv[] = [];
-  for (let offset = parent.contents; offset < parent.end;) {
-    const child = readTlv(der, offset, parent.end);
-    out.push(child);
-    offset = child.end;
-  }
-  return out;
-}
-
-const SEQUENCE = 0x30;
-const BIT_STRING = 0x03;
-const CONTEXT_0 = 0xa0;
-
-/**
- * The SubjectPublicKeyInfo inside DER bytes that are either a SubjectPublicKeyInfo or an X.509
- * Certificate (RFC 5280 4.1: Certificate = SEQUENCE { tbsCertificate, signatureAlgorithm,
- * signature }; tbsCertificate = SEQUENCE { [0] version OPTIONAL, serialNumber, signature,
- * issuer, validity, subject, subjectPublicKeyInfo, ... }).
- */
-function spkiOf(der: Uint8Array): Uint8Array<ArrayBuffer> {
-  const outer = readTlv(der, 0, der.length);
-  if (outer.tag !== SEQUENCE || outer.end !== der.length) throw new Error("not a DER SEQUENCE");
-  const top = children(der, outer);
-  if (top.length === 2 && top[0]!.tag === SEQUENCE && top[1]!.tag === BIT_STRING) {
-    return der.slice(0, outer.end); // already a SubjectPublicKeyInfo
-  }
-  if (top.length !== 3 || top[0]!.tag !== SEQUENCE) {
-    throw new Error("neither a certificate nor a public key");
-  }
-  const tbs = children(der, top[0]!);
-  const fields = tbs[0]?.tag === CONTEXT_0 ? tbs.slice(1) : tbs;
-  const spki = fields[5];
-  if (spki === undefined || spki.tag !== SEQUENCE) throw new Error("certificate has no public key");
-  return der.slice(spki.start, spki.end);
-}
-
-function pemBlock(text: string): { label: string; der: Uint8Array<ArrayBuffer> } {
-  const match = /-----BEGIN ([A-Z0-9 ]+)-----([\s\S]*?)-----END \1-----/.exec(text);
-  if (match === null) throw new Error("no PEM block found");
-  const body = match[2]!.replace(/\s+/g, "");
-  let binary: string;
-  try {
-    binary = atob(body);
-  } catch {
-    throw new Error(`PEM block ${match[1]} is not valid base64`);
-  }
-  return { label: match[1]!, der: Uint8Array.from(binary, (c) => c.charCodeAt(0)) };
-}
-
 /** A VCEK as {@linkcode verifyReport} accepts it. */
 export type VcekInput = CryptoKey | Uint8Array | string;
 
 /**
  * The VCEK's ECDSA P-384 public key, from a WebCrypto key, a PEM text ("CERTIFICATE" or
  * "PUBLIC KEY") or DER bytes (an X.509 certificate, as AMD's KDS serves it, or a
- * SubjectPublicKeyInfo). The certificate's own signature and chain are not checked.
+ * SubjectPublicKeyInfo), read with `node:crypto`. The certificate's chain is checked apart, when
+ * the operator supplies it: {@linkcode verifyVcekChain} in `ids/vcek_chain.ts`.
  *
  * @throws {ReportError} `vcek` if the input cannot be parsed or is not an ECDSA P-384 key.
  */
@@ -444,15 +368,7 @@ export async function importVcek(vcek: VcekInput): Promise<CryptoKey> {
   }
   let spki: Uint8Array<ArrayBuffer>;
   try {
-    if (typeof vcek === "string") {
-      const { label, der } = pemBlock(vcek);
-      if (label !== "CERTIFICATE" && label !== "PUBLIC KEY") {
-        throw new Error(`PEM block is ${label}, expected CERTIFICATE or PUBLIC KEY`);
-      }
-      spki = spkiOf(der);
-    } else {
-      spki = spkiOf(vcek);
-    }
+    spki = subjectPublicKeyInfo(vcek);
   } catch (error) {
     throw new ReportError("vcek", `Cannot read the VCEK: ${(error as Error).message}`, {
       cause: error,

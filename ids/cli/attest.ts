@@ -1,19 +1,23 @@
 /**
  * `ebpfmonitor ids attest`: asks the agent for an SEV-SNP attestation report
  * that binds its key to a fresh nonce, and verifies it with the chip's VCEK
- * (supplied by the operator: AMD's key service is not reached from here).
- * Runs only against an agent in an SEV-SNP guest (/dev/sev-guest).
+ * (supplied by the operator: AMD's key service is not reached from here), and,
+ * given `--chain` (the ASK and ARK), that the VCEK chains to the ARK. Runs only
+ * against an agent in an SEV-SNP guest (/dev/sev-guest).
  *
  * @module
  */
 import { AgentClient } from "../client/agent_client.ts";
 import { newNonce, ReportError, verifyAgentAttestation } from "../attestation.ts";
+import { readCertificates, verifyVcekChain } from "../vcek_chain.ts";
 import { clientSecurity, type ConnectOptions } from "./session.ts";
 
 /** Options of `ids attest`. */
 export interface AttestOptions extends ConnectOptions {
   /** The VCEK certificate or public key (PEM or DER). */
   vcek: string;
+  /** The ASK and ARK certificates (PEM, as AMD's KDS serves `cert_chain`): check the VCEK's chain. */
+  chain?: string;
   /** The expected launch measurement, hex (48 bytes). */
   measurement?: string;
   /** Print JSON. */
@@ -31,16 +35,30 @@ function fromHex(text: string): Uint8Array {
   return new Uint8Array(text.match(/../g)!.map((pair) => parseInt(pair, 16)));
 }
 
-/** Runs `ids attest`; exit code 0 verified, 1 the report failed a check, 2 error. */
+/**
+ * Runs `ids attest`; exit code 0 verified, 1 the report failed a check, 2 error
+ * (a VCEK chain that does not hold included: checked before connecting).
+ */
 export async function attest(options: AttestOptions): Promise<number> {
   if (options.connect === undefined) {
     throw new Error("ids attest needs --connect: it attests a remote guest's agent");
+  }
+  const raw = await Deno.readFile(options.vcek);
+  if (options.chain !== undefined) {
+    const vceks = readCertificates(raw, `the VCEK file ${options.vcek}`);
+    if (vceks.length !== 1) {
+      throw new Error(`The VCEK file ${options.vcek} holds ${vceks.length} certificates, not one`);
+    }
+    const chain = readCertificates(
+      await Deno.readFile(options.chain),
+      `the chain file ${options.chain}`,
+    );
+    verifyVcekChain(vceks[0]!, chain);
   }
   const security = await clientSecurity(options);
   if (security.agentKey === undefined) {
     throw new Error("ids attest needs the agent's key to check (--agent-key)");
   }
-  const raw = await Deno.readFile(options.vcek);
   const text = new TextDecoder().decode(raw);
   const vcek = text.includes("-----BEGIN") ? text : raw;
   const expectedMeasurement = options.measurement === undefined

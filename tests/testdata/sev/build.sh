@@ -13,6 +13,41 @@ openssl req -x509 -new -key vcek-test.key.pem -sha384 -days 36500 \
 openssl x509 -in vcek-test.crt.pem -outform DER -out vcek-test.crt.der
 openssl pkey -in vcek-test.key.pem -pubout -out vcek-test.pub.pem
 
+# 1b. An AMD-style chain for that key, as AMD's KDS serves it: an ARK (self-signed) and an ASK
+# (signed by the ARK), RSA 4096 keys, certificates signed with RSASSA-PSS (SHA-384, MGF1 SHA-384,
+# salt 48) as AMD's are; a VCEK certificate for the key above signed by the ASK; and for broken
+# chains, a second, unrelated ARK and ASK, and an impostor pair with the same names as the first
+# but other keys. The CA keys are thrown away.
+chain_certs() { # NAME OUT_ARK OUT_ASK [vcek]
+  local dir
+  dir=$(mktemp -d)
+  local pss=(-sha384 -sigopt rsa_padding_mode:pss -sigopt rsa_pss_saltlen:48 -days 36500)
+  openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:4096 -out "$dir/ark.key"
+  openssl req -x509 -new -key "$dir/ark.key" "${pss[@]}" -subj "/O=ebpfmonitor tests/CN=ARK-$1" \
+    -addext "basicConstraints=critical,CA:true" -addext "keyUsage=critical,keyCertSign,cRLSign" \
+    -out "$2"
+  openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:4096 -out "$dir/ask.key"
+  openssl req -new -key "$dir/ask.key" -subj "/O=ebpfmonitor tests/CN=SEV-$1" -out "$dir/ask.csr"
+  printf 'basicConstraints=critical,CA:true\nkeyUsage=critical,keyCertSign,cRLSign\n' >"$dir/ca.ext"
+  openssl x509 -req -in "$dir/ask.csr" -CA "$2" -CAkey "$dir/ark.key" -set_serial 1 "${pss[@]}" \
+    -extfile "$dir/ca.ext" -out "$3"
+  if [ "${4:-}" = vcek ]; then
+    openssl req -new -key vcek-test.key.pem -subj "/O=ebpfmonitor tests/CN=SEV-VCEK" \
+      -out "$dir/vcek.csr"
+    openssl x509 -req -in "$dir/vcek.csr" -CA "$3" -CAkey "$dir/ask.key" -set_serial 2 "${pss[@]}" \
+      -out vcek-chained-test.crt.pem
+  fi
+  rm -rf "$dir"
+}
+chain_certs Test ark-test.crt.pem ask-test.crt.pem vcek
+cat ask-test.crt.pem ark-test.crt.pem >cert_chain-test.pem
+for other in other impostor; do
+  chain_certs "$([ $other = other ] && echo Other || echo Test)" "ark-$other.pem" "ask-$other.pem"
+  cat "ask-$other.pem" "ark-$other.pem" >"cert_chain-$other.pem"
+  rm "ark-$other.pem" "ask-$other.pem"
+done
+openssl verify -CAfile ark-test.crt.pem -untrusted ask-test.crt.pem vcek-chained-test.crt.pem
+
 # 2. A report (version 3, Genoa CPUID) binding a fixed agent key to a fixed nonce, signed by it.
 python3 - <<'PY'
 import hashlib, json, struct, subprocess
