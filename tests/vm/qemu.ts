@@ -25,7 +25,12 @@ export interface VmOptions {
   memoryMiB?: number;
   /** Virtual CPUs. */
   cpus?: number;
-  /** The deadline from QEMU's start to the agent listening, ms. */
+  /**
+   * How long the guest may show no progress before the agent listens, ms
+   * (default 60 s): the wait ends this long after QEMU's start or after the
+   * console's last line, whichever is later, and at most 4 times this long
+   * after the start. A loaded machine boots slower but keeps printing.
+   */
   readyTimeoutMs?: number;
   /** V8 flags for the guest's Deno (`--v8-flags=`). */
   v8Flags?: string;
@@ -125,6 +130,13 @@ function freePort(): number {
 
 const delay = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
+/**
+ * The boot time the fixed budgets of {@linkcode Vm.run} are written for (a
+ * guest boots in about 6 s on an idle machine here): a guest that took longer
+ * to boot, on a loaded machine, gets budgets scaled by its boot time over this.
+ */
+export const BUDGET_BOOT_MS = 10_000;
+
 /** A running guest. */
 export class Vm {
   /** The image it booted. */
@@ -135,6 +147,8 @@ export class Vm {
   readonly url: string;
   /** Milliseconds from QEMU's start to the agent listening. */
   bootMs = 0;
+  /** When QEMU started (performance.now()). */
+  #startedAt = performance.now();
   readonly #child: Deno.ChildProcess;
   readonly #port: number;
   readonly #dir: string;
@@ -233,6 +247,7 @@ export class Vm {
     }).spawn();
     track(child);
     const vm = new Vm(image, child, port, dir);
+    vm.#startedAt = t0;
     if (options.lifetimeMs !== undefined) {
       vm.#watchdog = setTimeout(() => {
         console.error(
@@ -257,6 +272,7 @@ export class Vm {
 
   async #waitReady(options: VmOptions): Promise<void> {
     const timeoutMs = options.readyTimeoutMs ?? 60_000;
+    let lastLine = performance.now();
     const { promise: listening, resolve: ready } = Promise.withResolvers<void>();
     const stderr = new Response(this.#child.stderr).text();
     this.#readers.push(stderr.catch(() => ""));
@@ -267,6 +283,7 @@ export class Vm {
         partial = lines.pop()!;
         for (const raw of lines) {
           const line = raw.replace(/\r$/, "");
+          lastLine = performance.now();
           this.#console.push(line);
           if (this.#console.length > 400) this.#console.shift();
           options.onConsole?.(line);
@@ -275,10 +292,22 @@ export class Vm {
       }
     })();
     this.#readers.push(pump.catch(() => {}));
-    let timer: ReturnType<typeof setTimeout> | undefined;
+    // Due timeoutMs after the start or after the last console line, at most 4 × timeoutMs in all.
+    const due = () =>
+      Math.min(
+        Math.max(this.#startedAt, lastLine) + timeoutMs,
+        this.#startedAt + 4 * timeoutMs,
+      );
+    let timer: ReturnType<typeof setInterval> | undefined;
     const deadline = new Promise<"timeout">((resolve) => {
-      timer = setTimeout(() => resolve("timeout"), timeoutMs);
+      timer = setInterval(() => {
+        if (performance.now() >= due()) resolve("timeout");
+      }, 250);
     });
+    const waited = () =>
+      `${Math.round(performance.now() - this.#startedAt)} ms of QEMU's start (no console line for ${
+        Math.round(performance.now() - lastLine)
+      } ms)`;
     try {
       const first = await Promise.race([
         listening.then(() => "ready" as const),
@@ -295,17 +324,16 @@ export class Vm {
       }
       if (first === "timeout") {
         throw new Error(
-          `The guest's agent did not listen within ${timeoutMs} ms of QEMU's start\n${this.consoleTail()}`,
+          `The guest's agent did not listen within ${waited()}\n${this.consoleTail()}`,
         );
       }
+      this.bootMs = Math.round(performance.now() - this.#startedAt);
       const shell = await Promise.race([this.#connectShell().then(() => "ready"), deadline]);
       if (shell === "timeout") {
-        throw new Error(
-          `The guest's shell on ttyS1 did not answer within ${timeoutMs} ms of QEMU's start`,
-        );
+        throw new Error(`The guest's shell on ttyS1 did not answer within ${waited()}`);
       }
     } finally {
-      clearTimeout(timer);
+      clearInterval(timer);
     }
   }
 
@@ -339,11 +367,22 @@ export class Vm {
   }
 
   /**
+   * How much slower than {@linkcode BUDGET_BOOT_MS} this guest booted (at
+   * least 1): the factor of every budget of {@linkcode Vm.run}.
+   */
+  get slowdown(): number {
+    return Math.max(1, this.bootMs / BUDGET_BOOT_MS);
+  }
+
+  /**
    * Runs `command` in the guest's root shell (busybox sh) and returns its
-   * output and exit status. Commands run one at a time.
+   * output and exit status. Commands run one at a time. `timeoutMs` is the
+   * budget on a guest that booted in {@linkcode BUDGET_BOOT_MS}, scaled by
+   * {@linkcode Vm.slowdown}.
    */
   run(command: string, timeoutMs = 30_000): Promise<GuestRun> {
-    const result = this.#shellQueue.then(() => this.#runNow(command, timeoutMs));
+    const scaled = Math.round(timeoutMs * this.slowdown);
+    const result = this.#shellQueue.then(() => this.#runNow(command, scaled));
     this.#shellQueue = result.catch(() => {});
     return result;
   }
