@@ -4,6 +4,7 @@ import assert from "node:assert/strict";
 import {
   effectiveCapabilities,
   lockdownMode,
+  type PreflightPaths,
   preflightProblems,
   SYSTEM_PATHS,
 } from "../../agent/preflight.ts";
@@ -28,6 +29,23 @@ const bit = (n: number) => 1n << BigInt(n);
 const CAP_SYS_ADMIN = 21;
 const CAP_PERFMON = 38;
 const CAP_BPF = 39;
+
+/** The preflight paths of files in `dir` (status, then the files named). */
+function pathsIn(
+  dir: string,
+  btf: string,
+  uprobe: string,
+  lockdown: string,
+  unprivilegedBpf: string,
+): PreflightPaths {
+  return {
+    status: `${dir}/status`,
+    btf: `${dir}/${btf}`,
+    uprobe: `${dir}/${uprobe}`,
+    lockdown: `${dir}/${lockdown}`,
+    unprivilegedBpf: `${dir}/${unprivilegedBpf}`,
+  };
+}
 
 /** Runs `body` with a temporary directory holding `files`, removed afterwards. */
 async function withFiles(
@@ -71,13 +89,9 @@ Deno.test("effectiveCapabilities() rejects a status without CapEff", () => {
 
 Deno.test("preflightProblems() names the missing privileges, BTF and uprobe support", async () => {
   await withFiles({ status: statusText(0n), unprivileged: "2\n" }, (dir) => {
-    const problems = preflightProblems({
-      status: `${dir}/status`,
-      btf: `${dir}/no-btf`,
-      uprobe: `${dir}/no-uprobe-type`,
-      lockdown: `${dir}/no-lockdown`,
-      unprivilegedBpf: `${dir}/unprivileged`,
-    });
+    const problems = preflightProblems(
+      pathsIn(dir, "no-btf", "no-uprobe-type", "no-lockdown", "unprivileged"),
+    );
     assert.deepEqual(problems, [
       "The agent needs root (CAP_BPF and CAP_PERFMON, or CAP_SYS_ADMIN) to load eBPF programs: it lacks CAP_BPF and CAP_PERFMON (kernel.unprivileged_bpf_disabled is 2: without CAP_BPF no program loads); run it as root, or give it both capabilities (e.g. setpriv --inh-caps +bpf,+perfmon --ambient-caps +bpf,+perfmon)",
       `This kernel has no BTF (${dir}/no-btf is missing): the agent needs a kernel built with CONFIG_DEBUG_INFO_BTF=y`,
@@ -112,13 +126,9 @@ Deno.test("preflightProblems() names the one capability missing and what unprivi
       const files: Record<string, string> = { status: statusText(caps), btf: "", uprobe: "7\n" };
       if (setting !== undefined) files.unprivileged = setting;
       return withFiles(files, (dir) => {
-        const problems = preflightProblems({
-          status: `${dir}/status`,
-          btf: `${dir}/btf`,
-          uprobe: `${dir}/uprobe`,
-          lockdown: `${dir}/no-lockdown`,
-          unprivilegedBpf: `${dir}/unprivileged`,
-        });
+        const problems = preflightProblems(
+          pathsIn(dir, "btf", "uprobe", "no-lockdown", "unprivileged"),
+        );
         assert.equal(problems.length, 1, problems.join("\n"));
         assert.match(problems[0]!, expected);
       });
@@ -142,13 +152,9 @@ Deno.test("preflightProblems() refuses lockdown=confidentiality only, saying how
       };
       if (lockdown !== undefined) files.lockdown = lockdown;
       return withFiles(files, (dir) => {
-        const problems = preflightProblems({
-          status: `${dir}/status`,
-          btf: `${dir}/btf`,
-          uprobe: `${dir}/uprobe`,
-          lockdown: `${dir}/lockdown`,
-          unprivilegedBpf: `${dir}/unprivileged`,
-        });
+        const problems = preflightProblems(
+          pathsIn(dir, "btf", "uprobe", "lockdown", "unprivileged"),
+        );
         assert.deepEqual(
           problems,
           fine ? [] : [
@@ -174,13 +180,9 @@ Deno.test("preflightProblems() accepts CAP_SYS_ADMIN, or CAP_BPF with CAP_PERFMO
       name,
       () =>
         withFiles({ status: statusText(caps), btf: "", uprobe: "7\n" }, (dir) => {
-          const problems = preflightProblems({
-            status: `${dir}/status`,
-            btf: `${dir}/btf`,
-            uprobe: `${dir}/uprobe`,
-            lockdown: `${dir}/no-lockdown`,
-            unprivilegedBpf: `${dir}/no-setting`,
-          });
+          const problems = preflightProblems(
+            pathsIn(dir, "btf", "uprobe", "no-lockdown", "no-setting"),
+          );
           assert.deepEqual(problems.length === 0, enough, problems.join("\n"));
         }),
     );
