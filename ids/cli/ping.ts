@@ -6,6 +6,7 @@
  */
 import { AgentClient } from "../client/agent_client.ts";
 import type { LocalAgent } from "../local_agent.ts";
+import { progressOn } from "./progress.ts";
 import { clientSecurity, type ConnectOptions, startLocal } from "./session.ts";
 import { median, quantile } from "./stats.ts";
 
@@ -37,13 +38,21 @@ export async function pingTimes(
 
 /** Runs `ids ping`; returns the exit code. */
 export async function ping(options: PingOptions): Promise<number> {
+  const security = options.connect === undefined ? undefined : await clientSecurity(options);
+  const progress = progressOn("ebpfmonitor");
   let local: LocalAgent | undefined;
-  if (options.connect === undefined) local = await startLocal(options.insecure);
+  if (options.connect === undefined) {
+    progress.step("starting an agent on this machine");
+    local = await startLocal(options.insecure);
+  }
   try {
     const url = options.connect ?? local!.url;
-    const client = await AgentClient.connect(url, local?.security ?? await clientSecurity(options));
+    progress.step(`connecting to ${url}`);
+    const client = await AgentClient.connect(url, security ?? local!.security);
     try {
+      progress.step(`pinging: ${options.count} warm-up, then ${options.count} timed`);
       const result = { count: options.count, ...await pingTimes(client, options.count) };
+      progress.done();
       console.log(
         options.json
           ? JSON.stringify(result)
@@ -54,6 +63,7 @@ export async function ping(options: PingOptions): Promise<number> {
       client.close();
     }
   } finally {
+    progress.done();
     await local?.stop();
   }
 }
