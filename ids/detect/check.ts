@@ -57,11 +57,29 @@ export function listeningPorts(sockets: readonly SocketInfo[]): string[] {
   return [...new Set(listening.map((s) => `${s.proto}/${s.local_port}`))].sort();
 }
 
+/**
+ * A snapshot and the pages its views missed: in every attempt of every view
+ * (`acquisitionMisses`), and how many of them were the task list's memory's
+ * own at the end (`missesAtTake`), so that the detectors' misses on that
+ * memory count too.
+ */
+export interface MeasuredSnapshot extends Snapshot {
+  /** Misses of the task, module and socket acquisitions, every attempt. */
+  acquisitionMisses: number;
+  /** `mem.misses` when the snapshot was taken. */
+  missesAtTake: number;
+}
+
 /** Takes the snapshot the detectors share. */
-export async function takeSnapshot(guest: Guest, mode: FetchMode = "bulk"): Promise<Snapshot> {
+export async function takeSnapshot(
+  guest: Guest,
+  mode: FetchMode = "bulk",
+): Promise<MeasuredSnapshot> {
   const acquired = await guest.processes(mode);
   const processes = acquired.items;
-  const modules = (await guest.modules(mode)).items;
+  const modulesAcquired = await guest.modules(mode);
+  const modules = modulesAcquired.items;
+  let acquisitionMisses = acquired.cost.misses + modulesAcquired.cost.misses;
   const first = processes[0];
   if (first === undefined) throw new Error("The guest's task list is empty");
   // Without the sockets (tables unknown, or their walker refused by this kernel) the other
@@ -70,13 +88,17 @@ export async function takeSnapshot(guest: Guest, mode: FetchMode = "bulk"): Prom
   let listeningNote = guest.profile.socketsNote;
   if (guest.profile.sockets !== undefined) {
     try {
-      listening = listeningPorts((await guest.sockets(mode)).items);
+      const sockets = await guest.sockets(mode);
+      acquisitionMisses += sockets.cost.misses;
+      listening = listeningPorts(sockets.items);
     } catch (error) {
       if (!(error instanceof AgentError) && !isTornSnapshot(error)) throw error;
       listeningNote = `cannot read the sockets: ${(error as Error).message}`;
     }
   }
   return {
+    acquisitionMisses,
+    missesAtTake: acquired.memory.misses,
     listening,
     listeningNote,
     profile: guest.profile,
@@ -139,7 +161,13 @@ export async function runChecks(
     alerts,
     skipped,
     ran,
-    cost: costSince(before, guest.client.stats, snapshot.mem.misses),
+    // Every view's misses in every attempt, and the detectors' on the snapshot's memory (reads
+    // through a fresh memory or a retaken list count in round trips and bytes only).
+    cost: costSince(
+      before,
+      guest.client.stats,
+      snapshot.acquisitionMisses + snapshot.mem.misses - snapshot.missesAtTake,
+    ),
     durationMs: performance.now() - started,
   };
 }

@@ -235,6 +235,23 @@ Deno.test({
 });
 
 Deno.test({
+  name: "runChecks() in page mode counts the misses of every view, the sockets' too (root)",
+  ignore,
+  async fn() {
+    await withGuest(async (guest) => {
+      // The socket tables' bucket pages are read whatever sockets there are: a stable count.
+      const sockets = await guest.sockets("page");
+      assert.ok(sockets.cost.misses > 0);
+      const report = await runChecks(guest, { policy: DEFAULT_POLICY }, { mode: "page" });
+      assert.ok(
+        report.cost.misses >= sockets.cost.misses,
+        `the check missed ${report.cost.misses} pages, the sockets alone ${sockets.cost.misses}`,
+      );
+    });
+  },
+});
+
+Deno.test({
   name: "ids check exits 2 with a clear error on a bad policy file",
   ignore,
   async fn() {
