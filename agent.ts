@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { preflightProblems } from "./agent/preflight.ts";
+import { preflightProblems, preflightWarnings } from "./agent/preflight.ts";
 import { type AgentSecurity, AgentServer } from "./agent/server.ts";
 import { readIdentity, readTrustedKeys } from "./wire/secure/keys.ts";
 
@@ -58,6 +58,9 @@ export async function runAgent(options: AgentOptions): Promise<number> {
   if (problems.length > 0) {
     for (const problem of problems) console.error(`ebpfmonitor agent: ${problem}`);
     return EXIT_ERROR;
+  }
+  for (const warning of preflightWarnings()) {
+    console.error(`ebpfmonitor agent: warning: ${warning}`);
   }
   const log = options.verbose
     ? (line: string) => console.error(`ebpfmonitor agent: ${line}`)

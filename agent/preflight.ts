@@ -118,3 +118,19 @@ export function preflightProblems(paths: PreflightPaths = SYSTEM_PATHS): string[
   }
   return problems;
 }
+
+/**
+ * What works but weakens the guest, as sentences with what to do; empty when
+ * nothing does. Today: unprivileged eBPF allowed (`kernel.unprivileged_bpf_disabled`
+ * 0), which lets any user of the guest load socket filters and probe the
+ * kernel's eBPF surface beside the agent.
+ */
+export function preflightWarnings(paths: PreflightPaths = SYSTEM_PATHS): string[] {
+  const warnings: string[] = [];
+  if (readOptional(paths.unprivilegedBpf)?.trim() === "0") {
+    warnings.push(
+      "kernel.unprivileged_bpf_disabled is 0: any user of this guest may load eBPF programs; set it to 2 (sysctl -w kernel.unprivileged_bpf_disabled=2) unless something needs it",
+    );
+  }
+  return warnings;
+}

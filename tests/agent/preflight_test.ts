@@ -6,6 +6,7 @@ import {
   lockdownMode,
   type PreflightPaths,
   preflightProblems,
+  preflightWarnings,
   SYSTEM_PATHS,
 } from "../../agent/preflight.ts";
 import { hasSetpriv, IS_ROOT, MAIN } from "../_helpers/agent.ts";
@@ -166,6 +167,30 @@ Deno.test("preflightProblems() refuses lockdown=confidentiality only, saying how
   }
   assert.equal(lockdownMode("none integrity [confidentiality]"), "confidentiality");
   assert.equal(lockdownMode("garbage"), undefined);
+});
+
+Deno.test("preflightWarnings() warns of unprivileged eBPF (setting 0) only", async (t) => {
+  for (
+    const [setting, warned] of [["0\n", true], ["1\n", false], ["2\n", false], [
+      undefined,
+      false,
+    ]] as const
+  ) {
+    await t.step(`setting ${setting?.trim() ?? "absent"}`, () => {
+      const files: Record<string, string> = { status: statusText(bit(CAP_SYS_ADMIN)) };
+      if (setting !== undefined) files.unprivileged = setting;
+      return withFiles(files, (dir) => {
+        assert.deepEqual(
+          preflightWarnings(pathsIn(dir, "btf", "uprobe", "lockdown", "unprivileged")),
+          warned
+            ? [
+              "kernel.unprivileged_bpf_disabled is 0: any user of this guest may load eBPF programs; set it to 2 (sysctl -w kernel.unprivileged_bpf_disabled=2) unless something needs it",
+            ]
+            : [],
+        );
+      });
+    });
+  }
 });
 
 Deno.test("preflightProblems() accepts CAP_SYS_ADMIN, or CAP_BPF with CAP_PERFMON", async (t) => {
