@@ -96,3 +96,40 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name: "ids bench shows each step with its count on a terminal stderr (root)",
+  ignore: !IS_ROOT || !hasScript,
+  fn: async () => {
+    const dir = await Deno.makeTempDir({ prefix: "ebpfmonitor-progress-" });
+    try {
+      const args = "ids bench --procs 5 --repeat 1 --scales '' --json";
+      const command = `'${Deno.execPath()}' run -A '${MAIN}' ${args} > '${dir}/out.json'`;
+      const run = await new Deno.Command("script", {
+        args: ["--quiet", "--return", "--command", command, "/dev/null"],
+        env: { NO_COLOR: "1" },
+        stdin: "null",
+        stdout: "piped",
+        stderr: "piped",
+      }).output();
+      const terminal = new TextDecoder().decode(run.stdout);
+      assert.equal(run.code, 0, terminal);
+      // Three modes, a warm-up and one repetition each: 6 acquisitions per target.
+      for (
+        const step of [
+          "bench: 5 processes, page mode (warm-up): 0/6",
+          "bench: 5 processes, bulk mode: 4/6",
+          "bench: all modules, fields mode: 5/6",
+          "bench: all sockets, page mode (warm-up): 0/6",
+          "bench: ids check: 1/2",
+        ]
+      ) {
+        assert.ok(terminal.includes(`\r\x1b[Kebpfmonitor: ${step}...`), `${step} in ${terminal}`);
+      }
+      const result = JSON.parse(await Deno.readTextFile(`${dir}/out.json`));
+      assert.equal(result.procs, 5);
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
