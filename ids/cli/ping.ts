@@ -42,8 +42,10 @@ export async function ping(options: PingOptions): Promise<number> {
   const progress = progressOn("ebpfmonitor");
   let local: LocalAgent | undefined;
   if (options.connect === undefined) {
-    progress.step("starting an agent on this machine");
-    local = await startLocal(options.insecure);
+    local = await startLocal(
+      options.insecure,
+      () => progress.step("starting an agent on this machine"),
+    );
   }
   try {
     const url = options.connect ?? local!.url;

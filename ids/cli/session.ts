@@ -54,10 +54,15 @@ export async function clientSecurity(
 
 /**
  * Starts an agent on this machine for a command without `--connect`; with
- * `insecure`, warns on stderr first (the agent's own warning goes nowhere).
+ * `insecure`, warns on stderr first (the agent's own warning goes nowhere),
+ * then calls `starting` (to show progress after the warning, not before).
  */
-export function startLocal(insecure: boolean | undefined): Promise<LocalAgent> {
+export function startLocal(
+  insecure: boolean | undefined,
+  starting: () => void = () => {},
+): Promise<LocalAgent> {
   if (insecure) warnInsecure("the local agent, which loads eBPF objects unsigned,");
+  starting();
   return startLocalAgent({ insecure });
 }
 
@@ -74,8 +79,9 @@ export async function withGuest<T>(
   const security = options.connect === undefined ? undefined : await clientSecurity(options);
   const progress = progressOn("ebpfmonitor");
   try {
-    if (options.connect === undefined) progress.step("starting an agent on this machine");
-    const local = options.connect === undefined ? await startLocal(options.insecure) : undefined;
+    const local = options.connect === undefined
+      ? await startLocal(options.insecure, () => progress.step("starting an agent on this machine"))
+      : undefined;
     try {
       const guest = await Guest.open(
         options.connect ?? local!.url,
