@@ -50,50 +50,57 @@ const hasScript = (() => {
   }
 })();
 
+/**
+ * Runs `ebpfmonitor ARGS > DIR/out.json` on a new pseudo-terminal (util-linux `script`, which
+ * copies what the terminal shows to its stdout); returns what the terminal showed and the JSON.
+ */
+async function onTerminal(args: string): Promise<{ terminal: string; json: unknown }> {
+  const dir = await Deno.makeTempDir({ prefix: "ebpfmonitor-progress-" });
+  try {
+    const command = `'${Deno.execPath()}' run -A '${MAIN}' ${args} > '${dir}/out.json'`;
+    const run = await new Deno.Command("script", {
+      args: ["--quiet", "--return", "--command", command, "/dev/null"],
+      env: { NO_COLOR: "1" },
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    const terminal = new TextDecoder().decode(run.stdout);
+    assert.equal(run.code, 0, terminal + new TextDecoder().decode(run.stderr));
+    return { terminal, json: JSON.parse(await Deno.readTextFile(`${dir}/out.json`)) };
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
 Deno.test({
   name:
     "ids ps shows its steps on a terminal stderr and keeps stdout to the JSON; piped, stderr stays empty (root)",
   ignore: !IS_ROOT || !hasScript,
   fn: async () => {
-    const dir = await Deno.makeTempDir({ prefix: "ebpfmonitor-progress-" });
-    try {
-      const command = `'${Deno.execPath()}' run -A '${MAIN}' ids ps --json > '${dir}/out.json'`;
-      // script runs the command on a new pseudo-terminal and copies what it shows to stdout.
-      const run = await new Deno.Command("script", {
-        args: ["--quiet", "--return", "--command", command, "/dev/null"],
-        env: { NO_COLOR: "1" },
-        stdin: "null",
-        stdout: "piped",
-        stderr: "piped",
-      }).output();
-      const terminal = new TextDecoder().decode(run.stdout);
-      assert.equal(run.code, 0, terminal + new TextDecoder().decode(run.stderr));
-      for (
-        const step of [
-          "starting an agent on this machine",
-          "connecting to tcp://127.0.0.1:",
-          "reading the kernel profile (BTF, kallsyms)",
-          "loading the eBPF programs",
-          "walking the task list (bulk mode)",
-        ]
-      ) {
-        assert.ok(terminal.includes(`\r\x1b[Kebpfmonitor: ${step}`), `${step} in ${terminal}`);
-      }
-      assert.ok(terminal.endsWith("\r\x1b[K"), "the line is cleared at the end");
-      const json = JSON.parse(await Deno.readTextFile(`${dir}/out.json`));
-      assert.ok(Array.isArray(json) && json.length > 0);
-
-      const piped = await new Deno.Command(Deno.execPath(), {
-        args: ["run", "-A", MAIN, "ids", "ps", "--json"],
-        stdin: "null",
-        stdout: "piped",
-        stderr: "piped",
-      }).output();
-      assert.equal(piped.code, 0);
-      assert.equal(new TextDecoder().decode(piped.stderr), "");
-    } finally {
-      await Deno.remove(dir, { recursive: true });
+    const { terminal, json } = await onTerminal("ids ps --json");
+    for (
+      const step of [
+        "starting an agent on this machine",
+        "connecting to tcp://127.0.0.1:",
+        "reading the kernel profile (BTF, kallsyms)",
+        "loading the eBPF programs",
+        "walking the task list (bulk mode)",
+      ]
+    ) {
+      assert.ok(terminal.includes(`\r\x1b[Kebpfmonitor: ${step}`), `${step} in ${terminal}`);
     }
+    assert.ok(terminal.endsWith("\r\x1b[K"), "the line is cleared at the end");
+    assert.ok(Array.isArray(json) && json.length > 0);
+
+    const piped = await new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", MAIN, "ids", "ps", "--json"],
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    assert.equal(piped.code, 0);
+    assert.equal(new TextDecoder().decode(piped.stderr), "");
   },
 });
 
@@ -101,35 +108,21 @@ Deno.test({
   name: "ids bench shows each step with its count on a terminal stderr (root)",
   ignore: !IS_ROOT || !hasScript,
   fn: async () => {
-    const dir = await Deno.makeTempDir({ prefix: "ebpfmonitor-progress-" });
-    try {
-      const args = "ids bench --procs 5 --repeat 1 --scales '' --json";
-      const command = `'${Deno.execPath()}' run -A '${MAIN}' ${args} > '${dir}/out.json'`;
-      const run = await new Deno.Command("script", {
-        args: ["--quiet", "--return", "--command", command, "/dev/null"],
-        env: { NO_COLOR: "1" },
-        stdin: "null",
-        stdout: "piped",
-        stderr: "piped",
-      }).output();
-      const terminal = new TextDecoder().decode(run.stdout);
-      assert.equal(run.code, 0, terminal);
-      // Three modes, a warm-up and one repetition each: 6 acquisitions per target.
-      for (
-        const step of [
-          "bench: 5 processes, page mode (warm-up): 0/6",
-          "bench: 5 processes, bulk mode: 4/6",
-          "bench: all modules, fields mode: 5/6",
-          "bench: all sockets, page mode (warm-up): 0/6",
-          "bench: ids check: 1/2",
-        ]
-      ) {
-        assert.ok(terminal.includes(`\r\x1b[Kebpfmonitor: ${step}...`), `${step} in ${terminal}`);
-      }
-      const result = JSON.parse(await Deno.readTextFile(`${dir}/out.json`));
-      assert.equal(result.procs, 5);
-    } finally {
-      await Deno.remove(dir, { recursive: true });
+    const { terminal, json } = await onTerminal(
+      "ids bench --procs 5 --repeat 1 --scales '' --json",
+    );
+    // Three modes, a warm-up and one repetition each: 6 acquisitions per target.
+    for (
+      const step of [
+        "bench: 5 processes, page mode (warm-up): 0/6",
+        "bench: 5 processes, bulk mode: 4/6",
+        "bench: all modules, fields mode: 5/6",
+        "bench: all sockets, page mode (warm-up): 0/6",
+        "bench: ids check: 1/2",
+      ]
+    ) {
+      assert.ok(terminal.includes(`\r\x1b[Kebpfmonitor: ${step}...`), `${step} in ${terminal}`);
     }
+    assert.equal((json as { procs: number }).procs, 5);
   },
 });
