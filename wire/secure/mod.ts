@@ -2,6 +2,7 @@
  * The secure channel and the keys behind it, bottom up:
  * - `noise.ts`: the Noise_IK_25519_AESGCM_SHA256 handshake ({@linkcode HandshakeState})
  * - `secure_stream.ts`: {@linkcode initiateSecure}, {@linkcode acceptSecure}, {@linkcode SecureStream}
+ * - `replay.ts`: message 1 timestamps and {@linkcode ReplayGuard}
  * - `keys.ts`: identities and key files ({@linkcode generateIdentity}, {@linkcode readIdentity})
  * - `sign.ts`: eBPF object signatures ({@linkcode signObject}, {@linkcode verifyObject})
  *
@@ -26,6 +27,7 @@ export {
 export {
   type AcceptOptions,
   acceptSecure,
+  BUSY_NOTICE,
   DEFAULT_PROLOGUE,
   HANDSHAKE_TIMEOUT_MS,
   type InitiateOptions,
@@ -34,7 +36,18 @@ export {
   SecureChannelError,
   type SecureChannelErrorCode,
   SecureStream,
+  sendBusyNotice,
 } from "./secure_stream.ts";
+export {
+  decodeTimestamp,
+  DEFAULT_REPLAY_LIMITS,
+  encodeTimestamp,
+  ReplayGuard,
+  type ReplayLimits,
+  type ReplayVerdict,
+  TIMESTAMP_BYTES,
+  timestampNow,
+} from "./replay.ts";
 export {
   formatPublicKey,
   generateIdentity,

@@ -173,13 +173,13 @@ Deno.test("a modified handshake message 1 is rejected and answered with silence"
   channelError("handshake_failed", /closed the connection without answering/)(ids.reason);
 });
 
-Deno.test("the two sides must use the same prologue", async () => {
+Deno.test("the two sides must use the same prologue (an IDS of protocol 1 fails)", async () => {
   const [client, server] = memoryPair();
   const [ids, agent] = await Promise.allSettled([
     initiateSecure(client, {
       staticKey: IDS,
       remoteStatic: AGENT.publicKey,
-      prologue: text("ebpfmonitor/2"),
+      prologue: text("ebpfmonitor/1"),
     }),
     acceptSecure(server, { staticKey: AGENT, isTrusted: () => true }),
   ]);
