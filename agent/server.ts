@@ -32,6 +32,7 @@ import {
 } from "./attestation.ts";
 import { acceptSecure, sendBusyNotice } from "../wire/secure/secure_stream.ts";
 import { ReplayGuard } from "../wire/secure/replay.ts";
+import { waitingBound } from "./open_files.ts";
 import { SignatureError, verifyObject } from "../wire/secure/sign.ts";
 import { TokenBucket } from "./rate_limit.ts";
 import { BTF_PATH, KALLSYMS_PATH, kernelInfo, readChunks } from "./kernel_info.ts";
@@ -68,13 +69,16 @@ export interface ServerLimits {
   firstMessageMs: number;
 }
 
-/** Default bounds. */
+/**
+ * Default bounds. Connections waiting for message 1: half the open-file limit, at most
+ * 4096 (2048 from one address); a stalled connection costs a socket and a few hundred bytes.
+ */
 export const DEFAULT_SERVER_LIMITS: ServerLimits = {
   programsPerConnection: 16,
   chunkBytes: DEFAULT_RUN_LIMITS.chunkBytes,
   connections: 8,
-  handshakes: 512,
-  handshakesPerSource: 128,
+  handshakes: waitingBound(),
+  handshakesPerSource: Math.floor(waitingBound() / 2),
   reserved: 8,
   firstMessageMs: 10_000,
   requestsPerSecond: 20_000,

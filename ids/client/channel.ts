@@ -11,7 +11,11 @@
  */
 import { type ByteStream, dial } from "../../wire/mod.ts";
 import type { Identity, PublicIdentity } from "../../wire/secure/keys.ts";
-import { initiateSecure, SecureChannelError } from "../../wire/secure/secure_stream.ts";
+import {
+  initiateSecure,
+  prepareInitiator,
+  SecureChannelError,
+} from "../../wire/secure/secure_stream.ts";
 
 /** How the IDS authenticates to an agent and authenticates it. */
 export interface ClientSecurity {
@@ -52,15 +56,15 @@ export async function openChannel(
       "The IDS needs its key and the agent's public key (--key DIR/id --agent-key AGENT.pub), or --insecure",
     );
   }
+  if (security.insecure) return await dial(url);
+  const options = { staticKey: security.identity!.noise, remoteStatic: security.agentKey!.noise };
   let delay = retry.firstDelayMs;
   for (let attempt = 1;; attempt++) {
+    // Message 1 is ready before connecting: it goes out as soon as the connection is up.
+    const prepared = await prepareInitiator(options);
     const conn = await dial(url);
-    if (security.insecure) return conn;
     try {
-      return await initiateSecure(conn, {
-        staticKey: security.identity!.noise,
-        remoteStatic: security.agentKey!.noise,
-      });
+      return await initiateSecure(conn, options, prepared);
     } catch (error) {
       try {
         conn.close();

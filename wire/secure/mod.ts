@@ -33,6 +33,8 @@ export {
   type InitiateOptions,
   initiateSecure,
   MAX_CHUNK_BYTES,
+  type PreparedInitiator,
+  prepareInitiator,
   SecureChannelError,
   type SecureChannelErrorCode,
   SecureStream,

@@ -628,9 +628,36 @@ function handshakeFailure(error: unknown, hint: string): SecureChannelError {
   });
 }
 
+/** An initiator's handshake with message 1 already written, not yet sent. */
+export interface PreparedInitiator {
+  /** The handshake state, waiting for message 2. */
+  handshake: HandshakeState;
+  /** Message 1 (without its length prefix). */
+  message1: Uint8Array;
+}
+
+/**
+ * Computes the initiator's message 1 (with its timestamp) before there is a connection, so
+ * that {@linkcode initiateSecure} can send it the moment the connection is up: an agent that
+ * strangers flood drops connections that stay silent, and every millisecond of crypto between
+ * connecting and sending is a millisecond of silence.
+ */
+export async function prepareInitiator(options: InitiateOptions): Promise<PreparedInitiator> {
+  const handshake = await HandshakeState.initialize({
+    role: "initiator",
+    prologue: options.prologue ?? DEFAULT_PROLOGUE,
+    staticKeyPair: options.staticKey,
+    remoteStatic: options.remoteStatic,
+    ephemeralKeyPair: options.ephemeralKey,
+  });
+  const message1 = await handshake.writeMessage(options.timestamp ?? timestampNow());
+  return { handshake, message1 };
+}
+
 /**
  * Runs the IK handshake as the initiator (the IDS) over `conn`, which must hold the pinned
  * static key `remoteStatic`, and returns the secure stream. On failure `conn` is closed.
+ * `prepared` (from {@linkcode prepareInitiator}, used once) saves computing message 1 now.
  *
  * @throws {SecureChannelError} `handshake_failed` (e.g. "Handshake failed: the peer closed the
  * connection without answering: it does not hold the pinned key or does not trust this key"),
@@ -639,18 +666,12 @@ function handshakeFailure(error: unknown, hint: string): SecureChannelError {
 export async function initiateSecure(
   conn: ByteStream,
   options: InitiateOptions,
+  prepared?: PreparedInitiator,
 ): Promise<SecureStream> {
   return await withDeadline(conn, options.timeoutMs ?? HANDSHAKE_TIMEOUT_MS, async () => {
     const reader = new MessageReader(byteReaderOf(conn) ?? conn.readable);
-    const handshake = await HandshakeState.initialize({
-      role: "initiator",
-      prologue: options.prologue ?? DEFAULT_PROLOGUE,
-      staticKeyPair: options.staticKey,
-      remoteStatic: options.remoteStatic,
-      ephemeralKeyPair: options.ephemeralKey,
-    });
-    const timestamp = options.timestamp ?? timestampNow();
-    await sendHandshakeMessage(conn, await handshake.writeMessage(timestamp), 1);
+    const { handshake, message1 } = prepared ?? await prepareInitiator(options);
+    await sendHandshakeMessage(conn, message1, 1);
     const message2 = await readHandshakeMessage(
       reader,
       2,
@@ -686,18 +707,20 @@ export async function acceptSecure(
 ): Promise<SecureStream> {
   return await withDeadline(conn, options.timeoutMs ?? HANDSHAKE_TIMEOUT_MS, async () => {
     const reader = new MessageReader(byteReaderOf(conn) ?? conn.readable);
-    const handshake = await HandshakeState.initialize({
-      role: "responder",
-      prologue: options.prologue ?? DEFAULT_PROLOGUE,
-      staticKeyPair: options.staticKey,
-      ephemeralKeyPair: options.ephemeralKey,
-    });
+    // Message 1 first, before any crypto: a connection that has sent it is not kept waiting
+    // behind the hashing of the handshake's start (which matters when strangers flood).
     const message1 = await readHandshakeMessage(
       reader,
       1,
       "Handshake failed: the peer closed the connection before sending message 1",
     );
     options.onMessage1?.();
+    const handshake = await HandshakeState.initialize({
+      role: "responder",
+      prologue: options.prologue ?? DEFAULT_PROLOGUE,
+      staticKeyPair: options.staticKey,
+      ephemeralKeyPair: options.ephemeralKey,
+    });
     if (options.replay?.isKnownEphemeral(message1)) {
       throw new SecureChannelError(
         "replayed",
