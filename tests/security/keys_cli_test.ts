@@ -65,7 +65,7 @@ Deno.test("agent with neither --key/--trust nor --insecure exits non-zero naming
   }
 });
 
-Deno.test("a private key readable by others (mode 0644) is refused by the agent and by the IDS", async (t) => {
+Deno.test("a private key readable by group and others (mode 0644) is refused by the agent and by the IDS", async (t) => {
   const keys = await makeKeys();
   try {
     await Deno.chmod(keys.files.agentKey, 0o644);
@@ -81,7 +81,10 @@ Deno.test("a private key readable by others (mode 0644) is refused by the agent 
         keys.files.idsPub,
       ]);
       assert.notEqual(run.code, 0);
-      assert.match(run.stderr, /Private key \S+ is readable by others \(mode 0644\): chmod 600 it/);
+      assert.match(
+        run.stderr,
+        /Private key \S+ is readable by group and others \(mode 0644\): chmod 600 it/,
+      );
       assert.doesNotMatch(run.stdout, /listening on/);
     });
     await t.step("ids --key", async () => {
@@ -96,9 +99,102 @@ Deno.test("a private key readable by others (mode 0644) is refused by the agent 
         keys.files.agentPub,
       ]);
       assert.notEqual(run.code, 0);
-      assert.match(run.stderr, /Private key \S+ is readable by others \(mode 0644\): chmod 600 it/);
+      assert.match(
+        run.stderr,
+        /Private key \S+ is readable by group and others \(mode 0644\): chmod 600 it/,
+      );
       assert.doesNotMatch(run.stderr, /Cannot connect/, "the key is checked before connecting");
       assert.equal(run.stdout, "");
+    });
+  } finally {
+    await keys.remove();
+  }
+});
+
+/** Runs `agent ARGS` and asserts exit code 2 and exactly `message` on stderr (one line). */
+async function assertAgentRefuses(args: string[], message: string): Promise<void> {
+  const run = await runCli(["agent", ...args]);
+  assert.equal(run.stderr, `ebpfmonitor agent: ${message}\n`);
+  assert.equal(run.code, 2);
+  assert.equal(run.stdout, "");
+}
+
+Deno.test("agent key files: the format is named before the mode, group and others as they are (exit 2)", async (t) => {
+  const keys = await makeKeys();
+  const listen = ["--listen", "tcp://127.0.0.1:0"];
+  const { agentKey, agentPub, idsPub } = keys.files;
+  try {
+    await t.step("--key id.pub (a public key, mode 0644)", async () => {
+      await assertAgentRefuses(
+        [...listen, "--key", agentPub, "--trust", idsPub],
+        `Private key ${agentPub} is a public key (an id.pub): give the private key, DIR/id, made by keygen beside it`,
+      );
+    });
+    await t.step("a private key readable by group (mode 0640)", async () => {
+      await Deno.chmod(agentKey, 0o640);
+      await assertAgentRefuses(
+        [...listen, "--key", agentKey, "--trust", idsPub],
+        `Private key ${agentKey} is readable by group (mode 0640): chmod 600 it`,
+      );
+      await Deno.chmod(agentKey, 0o600);
+    });
+    await t.step("a trusted keys file writable by group and others (mode 0666)", async () => {
+      await Deno.chmod(idsPub, 0o666);
+      await assertAgentRefuses(
+        [...listen, "--key", agentKey, "--trust", idsPub],
+        `Trusted keys file ${idsPub} is writable by group and others (mode 0666): chmod 644 it`,
+      );
+      await Deno.chmod(idsPub, 0o644);
+    });
+  } finally {
+    await keys.remove();
+  }
+});
+
+Deno.test("agent --insecure: loopback only unless --insecure-anywhere, never with keys (exit 2)", async (t) => {
+  const keys = await makeKeys();
+  try {
+    await t.step("--insecure with --key and --trust", async () => {
+      await assertAgentRefuses(
+        [
+          "--listen",
+          "tcp://127.0.0.1:0",
+          "--insecure",
+          "--key",
+          keys.files.agentKey,
+          "--trust",
+          keys.files.idsPub,
+        ],
+        "--insecure turns authentication off: it cannot be combined with --key or --trust",
+      );
+    });
+    await t.step("--insecure with --trust only", async () => {
+      await assertAgentRefuses(
+        ["--listen", "tcp://127.0.0.1:0", "--insecure", "--trust", keys.files.idsPub],
+        "--insecure turns authentication off: it cannot be combined with --key or --trust",
+      );
+    });
+    for (const url of ["tcp://0.0.0.0:0", "tcp://[::]:0", "vsock://any:7070"]) {
+      await t.step(`--insecure on ${url}`, async () => {
+        await assertAgentRefuses(
+          ["--listen", url, "--insecure"],
+          `--insecure listens only on a loopback address (tcp://127.0.0.1:PORT), not on ${url}: anyone who reaches it could read kernel memory; add --insecure-anywhere to insist`,
+        );
+      });
+    }
+    await t.step("--insecure-anywhere without --insecure", async () => {
+      await assertAgentRefuses(
+        [
+          "--listen",
+          "tcp://0.0.0.0:0",
+          "--insecure-anywhere",
+          "--key",
+          keys.files.agentKey,
+          "--trust",
+          keys.files.idsPub,
+        ],
+        "--insecure-anywhere only applies with --insecure",
+      );
     });
   } finally {
     await keys.remove();
