@@ -106,8 +106,14 @@ Deno.test({
         }
       });
       await logged(agent, handshakeClosed, closes);
+      // Neither "connection from" nor "connection from ... closed": they were never admitted.
       assert.doesNotMatch(agent.process.stderr, /^ebpfmonitor agent: connection from/m);
       await assertServes(agent);
+      await logged(agent, /agent: connection from \S+ closed/, 1);
+      const closed = agent.process.stderr.match(
+        /^ebpfmonitor agent: connection from \S+ closed$/gm,
+      );
+      assert.equal(closed?.length, 1, "one admitted connection, one closed line");
     }, { verbose: true }),
 });
 
