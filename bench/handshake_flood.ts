@@ -29,6 +29,7 @@ import { readIdentity, readPublicKey } from "../wire/secure/keys.ts";
 import { HandshakeState } from "../wire/secure/noise.ts";
 import { DEFAULT_PROLOGUE } from "../wire/secure/secure_stream.ts";
 import { timestampNow } from "../wire/secure/replay.ts";
+import { prefixed } from "../wire/secure/_messages.ts";
 
 /** Distinct recorded messages 1 the replayer cycles through. */
 const RECORDED = 64;
@@ -61,14 +62,6 @@ interface FloodStats {
 }
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
-function prefixed(body: Uint8Array): Uint8Array {
-  const out = new Uint8Array(2 + body.length);
-  out[0] = body.length >> 8;
-  out[1] = body.length & 0xff;
-  out.set(body, 2);
-  return out;
-}
 
 /** Reads until the agent closes the connection (or the wait ends); returns the bytes read. */
 async function readToEnd(conn: Deno.Conn, deadline: number): Promise<number> {
