@@ -505,6 +505,7 @@ export class AgentServer {
           isTrusted: (key) => trusted.some((k) => equalBytes(k.noise, key)),
           replay: this.#replay,
           onMessage1: () => {
+            if (admission.stage !== "waiting") return; // dropped just before it arrived
             this.#leaveStage(admission);
             admission.stage = "working";
           },
