@@ -162,8 +162,8 @@ class Session {
             ? await withDeadline(this.#conn.receive(), firstMessageMs)
             : await this.#conn.receive();
         } catch (error) {
+          log(`closing connection: ${(error as Error).message}`);
           if (error instanceof FrameError || error instanceof ProtocolError) {
-            log(`closing connection: ${error.message}`);
             await this.#conn.send(errorMessage(0, error.code, error.message)).catch(() => {});
           }
           return;

@@ -15,8 +15,8 @@
  * - `--replays` replayed handshake messages 1 per second: genuine messages 1 of the trusted IDS
  *   key, each sent once first (as a recording of real traffic would have been accepted), then
  *   replayed round-robin, each on a new connection;
- * - `--junk` connections per second that send 96 random bytes as message 1 (the agent must do
- *   a Diffie-Hellman to find out).
+ * - `--junk` connections per second that send 124 random bytes as message 1 (a wrong MAC: the
+ *   agent finds out with one hash, before any Diffie-Hellman).
  * The flood stops by itself after `--seconds` (and when the measurement ends); it targets the
  * agent on 127.0.0.1 only.
  *
@@ -26,9 +26,7 @@
 import { parseArgs } from "node:util";
 import { selfCommand, startLocalAgent } from "../ids/local_agent.ts";
 import { readIdentity, readPublicKey } from "../wire/secure/keys.ts";
-import { HandshakeState } from "../wire/secure/noise.ts";
-import { DEFAULT_PROLOGUE } from "../wire/secure/secure_stream.ts";
-import { timestampNow } from "../wire/secure/replay.ts";
+import { prepareInitiator } from "../wire/secure/secure_stream.ts";
 import { prefixed } from "../wire/secure/_messages.ts";
 
 /** Distinct recorded messages 1 the replayer cycles through. */
@@ -114,13 +112,11 @@ async function flood(options: FloodOptions): Promise<void> {
   const agentKey = await readPublicKey(options.agentKeyFile);
   const recorded: Uint8Array[] = [];
   for (let i = 0; i < (options.replays > 0 ? RECORDED : 0); i++) {
-    const handshake = await HandshakeState.initialize({
-      role: "initiator",
-      prologue: DEFAULT_PROLOGUE,
-      staticKeyPair: ids.noise,
+    const { message1 } = await prepareInitiator({
+      staticKey: ids.noise,
       remoteStatic: agentKey.noise,
     });
-    const message = prefixed(await handshake.writeMessage(timestampNow()));
+    const message = prefixed(message1);
     const conn = await Deno.connect(target);
     await conn.write(message);
     await conn.read(new Uint8Array(256)); // message 2: the original handshake was answered
@@ -184,7 +180,7 @@ async function flood(options: FloodOptions): Promise<void> {
   }));
   tasks.push(paced(options.junk, () => {
     stats.junkSent++;
-    oneShot(prefixed(crypto.getRandomValues(new Uint8Array(96))), () => stats.junkAnswered++);
+    oneShot(prefixed(crypto.getRandomValues(new Uint8Array(124))), () => stats.junkAnswered++);
   }));
   console.log("flooding");
   await Promise.all(tasks);

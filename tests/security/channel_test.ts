@@ -12,6 +12,7 @@ import { generateIdentity } from "../../wire/secure/keys.ts";
 import { HandshakeState } from "../../wire/secure/noise.ts";
 import { DEFAULT_PROLOGUE } from "../../wire/secure/secure_stream.ts";
 import { timestampNow } from "../../wire/secure/replay.ts";
+import { appendMac1 } from "../../wire/secure/mac1.ts";
 import { IS_ROOT } from "../_helpers/agent.ts";
 import {
   connectRaw,
@@ -87,7 +88,8 @@ Deno.test({
           remoteStatic: agent.security.agentKey!.noise,
         });
         // Not half-closed: the agent must close on its own, right after message 1.
-        const result = await sendRaw(agent, prefixed(await handshake.writeMessage()), false);
+        const message1 = appendMac1(await handshake.writeMessage(), agent.security.agentKey!.noise);
+        const result = await sendRaw(agent, prefixed(message1), false);
         assertSilentClose(result, "unknown key");
         await logged(agent, /during the handshake: Peer key \S+ is not trusted/, 1);
         closes++;
@@ -136,7 +138,9 @@ Deno.test({
           staticKeyPair: agent.security.identity!.noise,
           remoteStatic: agent.security.agentKey!.noise,
         });
-        const message1 = prefixed(await handshake.writeMessage(timestampNow()));
+        const message1 = prefixed(
+          appendMac1(await handshake.writeMessage(timestampNow()), agent.security.agentKey!.noise),
+        );
         const result = await sendRaw(agent, concatBytes(message1, plaintextHello()), false);
         assert.notEqual(result.end, "timeout", "the agent kept the connection open");
         // The agent answers the handshake (message 2, which is genuine) and nothing more: the

@@ -3,6 +3,7 @@
  * - `noise.ts`: the Noise_IK_25519_AESGCM_SHA256 handshake ({@linkcode HandshakeState})
  * - `secure_stream.ts`: {@linkcode initiateSecure}, {@linkcode acceptSecure}, {@linkcode SecureStream}
  * - `replay.ts`: message 1 timestamps and {@linkcode ReplayGuard}
+ * - `mac1.ts`: the MAC ending message 1, checked before any Diffie-Hellman ({@linkcode checkMac1})
  * - `keys.ts`: identities and key files ({@linkcode generateIdentity}, {@linkcode readIdentity})
  * - `sign.ts`: eBPF object signatures ({@linkcode signObject}, {@linkcode verifyObject})
  *
@@ -40,6 +41,7 @@ export {
   SecureStream,
   sendBusyNotice,
 } from "./secure_stream.ts";
+export { appendMac1, checkMac1, MAC1_BYTES } from "./mac1.ts";
 export {
   decodeTimestamp,
   DEFAULT_REPLAY_LIMITS,

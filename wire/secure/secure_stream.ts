@@ -20,6 +20,8 @@
  *   {@linkcode ReplayGuard} (`replay` option) the responder also refuses the replay itself:
  *   message 1's payload is the initiator's TAI64N timestamp (`replay.ts`), which must be new
  *   for that key, and a byte-identical replay is refused before any Diffie-Hellman.
+ * - Handshake message 1 ends with a 16-byte MAC keyed by the responder's public key
+ *   (`mac1.ts`), which the responder checks before any Diffie-Hellman.
  * - Instead of message 2 a responder may send a busy notice (an empty message: the 2 bytes
  *   `00 00`) and close: it is too busy to admit the connection now. The notice is not
  *   authenticated (anyone on the path can forge it, as they can drop the connection); the
@@ -46,6 +48,7 @@
 import { byteReaderOf, type ByteStream } from "../connection.ts";
 import { SYNC_MAX_BYTES } from "./_aes_gcm.ts";
 import { type ReplayGuard, TIMESTAMP_BYTES, timestampNow } from "./replay.ts";
+import { appendMac1, checkMac1 } from "./mac1.ts";
 import { toBase64 } from "./_crypto.ts";
 import { MessageReader, type NextMessage, PREFIX_BYTES, prefixed } from "./_messages.ts";
 import {
@@ -60,7 +63,8 @@ import {
 
 /**
  * The default prologue: the application protocol and its version, bound into the handshake.
- * Version 2: message 1 carries a timestamp, and a busy notice may replace message 2.
+ * Version 2: message 1 carries a timestamp and ends with a MAC (`mac1.ts`), and a busy notice
+ * may replace message 2.
  */
 export const DEFAULT_PROLOGUE: Uint8Array = new TextEncoder().encode("ebpfmonitor/2");
 
@@ -632,7 +636,7 @@ function handshakeFailure(error: unknown, hint: string): SecureChannelError {
 export interface PreparedInitiator {
   /** The handshake state, waiting for message 2. */
   handshake: HandshakeState;
-  /** Message 1 (without its length prefix). */
+  /** Message 1 with its MAC (`mac1.ts`), without its length prefix. */
   message1: Uint8Array;
 }
 
@@ -651,7 +655,7 @@ export async function prepareInitiator(options: InitiateOptions): Promise<Prepar
     ephemeralKeyPair: options.ephemeralKey,
   });
   const message1 = await handshake.writeMessage(options.timestamp ?? timestampNow());
-  return { handshake, message1 };
+  return { handshake, message1: appendMac1(message1, options.remoteStatic) };
 }
 
 /**
@@ -709,12 +713,21 @@ export async function acceptSecure(
     const reader = new MessageReader(byteReaderOf(conn) ?? conn.readable);
     // Message 1 first, before any crypto: a connection that has sent it is not kept waiting
     // behind the hashing of the handshake's start (which matters when strangers flood).
-    const message1 = await readHandshakeMessage(
+    const body = await readHandshakeMessage(
       reader,
       1,
       "Handshake failed: the peer closed the connection before sending message 1",
     );
     options.onMessage1?.();
+    // One hash, before any Diffie-Hellman: garbage from a peer that does not know this side's
+    // public key ends here.
+    const message1 = checkMac1(body, options.staticKey.publicKey);
+    if (message1 === null) {
+      throw new SecureChannelError(
+        "handshake_failed",
+        "Handshake message 1 has a wrong MAC: the peer does not know this side's public key, speaks another protocol version, or the message was modified",
+      );
+    }
     const handshake = await HandshakeState.initialize({
       role: "responder",
       prologue: options.prologue ?? DEFAULT_PROLOGUE,
