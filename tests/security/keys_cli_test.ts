@@ -2,6 +2,8 @@
 // the agent's and the IDS's refusals, --insecure, and the IDS against a secure agent with
 // right and wrong keys. The tests that start an agent need root.
 import assert from "node:assert/strict";
+import { AgentServer, DEFAULT_SERVER_LIMITS } from "../../agent/server.ts";
+import { publicIdentity } from "../../wire/secure/keys.ts";
 import { IS_ROOT, runCli } from "../_helpers/agent.ts";
 import { CliProcess, deadline, makeKeys, sleep, withAgent } from "./_support.ts";
 
@@ -314,4 +316,38 @@ Deno.test({
       ]);
       assert.equal(run.code, 0, run.stderr);
     }),
+});
+
+Deno.test("ids ps against an agent that answers only busy notices says so, not that a key is wrong", async () => {
+  const keys = await makeKeys();
+  // An agent that admits no session at all: every connection gets the busy notice.
+  const server = new AgentServer(
+    "tcp://127.0.0.1:0",
+    { identity: keys.agent, trusted: [publicIdentity(keys.ids)], insecure: false },
+    () => {},
+    { ...DEFAULT_SERVER_LIMITS, connections: 0 },
+  );
+  const serving = server.serve();
+  try {
+    const run = await runCli([
+      "ids",
+      "ps",
+      "--connect",
+      server.url,
+      "--key",
+      keys.files.idsKey,
+      "--agent-key",
+      keys.files.agentPub,
+    ]);
+    assert.equal(
+      run.stderr,
+      `ebpfmonitor: Cannot open a secure channel to ${server.url}: agent busy or under attack (6 tries): Handshake refused: the agent is busy or under attack (it answered with a busy notice)\n`,
+    );
+    assert.equal(run.code, 2);
+    assert.equal(run.stdout, "");
+  } finally {
+    server.close();
+    await serving;
+    await keys.remove();
+  }
 });
