@@ -8,6 +8,7 @@
 import { preflightProblems, preflightWarnings } from "./agent/preflight.ts";
 import { type AgentSecurity, AgentServer } from "./agent/server.ts";
 import { readIdentity, readTrustedKeys } from "./wire/secure/keys.ts";
+import { parseEndpoint } from "./wire/transport.ts";
 
 /** The exit code of every error, as the IDS's (README: exit codes). */
 const EXIT_ERROR = 2;
@@ -20,19 +21,42 @@ export interface AgentOptions {
   key?: string;
   /** Files of trusted IDS public keys. */
   trust?: string[];
-  /** Plaintext and unauthenticated (test set-ups only). */
+  /** Plaintext and unauthenticated (test set-ups only); on a loopback address only. */
   insecure?: boolean;
+  /** Allows `insecure` on an address other hosts (or containers) can reach. */
+  insecureAnywhere?: boolean;
   /** Write a line per connection to stderr. */
   verbose?: boolean;
 }
 
-/** Reads the keys the options name; explains what is missing. */
+/** Whether `url` is a TCP endpoint on a loopback address (127.0.0.0/8, ::1, localhost). */
+function isLoopback(url: string): boolean {
+  const endpoint = parseEndpoint(url);
+  if (endpoint.transport !== "tcp") return false;
+  const host = endpoint.hostname;
+  return host === "localhost" || host === "::1" || /^127\.\d+\.\d+\.\d+$/.test(host);
+}
+
+/** Reads the keys the options name; explains what is missing or contradictory. */
 export async function agentSecurity(options: AgentOptions): Promise<AgentSecurity> {
+  if (options.insecure) {
+    if (options.key !== undefined || (options.trust ?? []).length > 0) {
+      throw new Error(
+        "--insecure turns authentication off: it cannot be combined with --key or --trust",
+      );
+    }
+    if (!options.insecureAnywhere && !isLoopback(options.listen)) {
+      throw new Error(
+        `--insecure listens only on a loopback address (tcp://127.0.0.1:PORT), not on ${options.listen}: anyone who reaches it could read kernel memory; add --insecure-anywhere to insist`,
+      );
+    }
+    return { trusted: [], insecure: true };
+  }
+  if (options.insecureAnywhere) {
+    throw new Error("--insecure-anywhere only applies with --insecure");
+  }
   const trusted = [];
   for (const path of options.trust ?? []) trusted.push(...await readTrustedKeys(path));
-  if (options.insecure) {
-    return { trusted, insecure: true };
-  }
   if (options.key === undefined || trusted.length === 0) {
     throw new Error(
       "The agent needs its key and the IDS's public key (--key DIR/id --trust IDS.pub), or --insecure for a plaintext test set-up",
@@ -68,9 +92,7 @@ export async function runAgent(options: AgentOptions): Promise<number> {
   const server = new AgentServer(options.listen, security, log);
   if (security.insecure) {
     console.error(
-      `ebpfmonitor agent: WARNING: --insecure: the channel on ${server.url} is plaintext and unauthenticated${
-        security.trusted.length === 0 ? ", and eBPF objects load unsigned" : ""
-      }: anyone who reaches it can read kernel memory`,
+      `ebpfmonitor agent: WARNING: --insecure: the channel on ${server.url} is plaintext and unauthenticated, and eBPF objects load unsigned: anyone who reaches it can read kernel memory`,
     );
   }
   console.log(`listening on ${server.url}`);

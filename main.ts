@@ -52,6 +52,7 @@ export function program(setExit: (code: number) => void): Command {
     .option("--key <file>", "the agent's private key (from keygen: DIR/id)")
     .option("--trust <file>", "a trusted IDS public key file (repeatable)", collect, [])
     .option("--insecure", "plaintext, unauthenticated channel (test set-ups only)", false)
+    .option("--insecure-anywhere", "allow --insecure on a non-loopback address", false)
     .option("-v, --verbose", "log connections to stderr", false)
     .action(async (o) => setExit(await runAgent(o)));
 

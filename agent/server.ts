@@ -30,7 +30,9 @@ import {
   SEV_GUEST_PATH,
   sevGuestAvailable,
 } from "./attestation.ts";
-import { acceptSecure } from "../wire/secure/secure_stream.ts";
+import { acceptSecure, sendBusyNotice } from "../wire/secure/secure_stream.ts";
+import { ReplayGuard } from "../wire/secure/replay.ts";
+import { waitingBound } from "./open_files.ts";
 import { SignatureError, verifyObject } from "../wire/secure/sign.ts";
 import { TokenBucket } from "./rate_limit.ts";
 import { BTF_PATH, KALLSYMS_PATH, kernelInfo, readChunks } from "./kernel_info.ts";
@@ -45,26 +47,39 @@ export interface ServerLimits {
   programsPerConnection: number;
   /** Largest chunk of streamed data. */
   chunkBytes: number;
-  /** Authenticated connections served at once; more are closed at once. */
+  /** Authenticated connections served at once; more get a busy notice and are closed. */
   connections: number;
   /**
-   * Handshakes under way at once. When one more arrives, the oldest pending
-   * handshake is dropped: an honest IDS completes its handshake in
-   * milliseconds, so a peer that opens connections and stalls cannot lock it out.
+   * Connections waiting for handshake message 1, from all sources. When one more
+   * arrives, the oldest waiting connection of the source with the most is dropped
+   * (with a busy notice): an honest IDS sends message 1 as soon as it connects, so
+   * peers that connect and stall cannot lock it out.
    */
   handshakes: number;
+  /** Connections waiting for message 1 from one source address; past it, that source's oldest is dropped. */
+  handshakesPerSource: number;
+  /**
+   * Handshakes that authenticated a trusted key with a fresh timestamp and wait for
+   * their first request; past it the oldest is dropped. Strangers never get here.
+   */
+  reserved: number;
   /** Requests per second one connection may make (a faster peer is slowed down). */
   requestsPerSecond: number;
   /** How long a connection may stay silent after its handshake before it is closed, ms. */
   firstMessageMs: number;
 }
 
-/** Default bounds. */
+/**
+ * Default bounds. Connections waiting for message 1: half the open-file limit, at most
+ * 4096 (2048 from one address); a stalled connection costs a socket and a few hundred bytes.
+ */
 export const DEFAULT_SERVER_LIMITS: ServerLimits = {
   programsPerConnection: 16,
   chunkBytes: DEFAULT_RUN_LIMITS.chunkBytes,
   connections: 8,
-  handshakes: 16,
+  handshakes: waitingBound(),
+  handshakesPerSource: Math.floor(waitingBound() / 2),
+  reserved: 8,
   firstMessageMs: 10_000,
   requestsPerSecond: 20_000,
 };
@@ -147,8 +162,8 @@ class Session {
             ? await withDeadline(this.#conn.receive(), firstMessageMs)
             : await this.#conn.receive();
         } catch (error) {
+          log(`closing connection: ${(error as Error).message}`);
           if (error instanceof FrameError || error instanceof ProtocolError) {
-            log(`closing connection: ${error.message}`);
             await this.#conn.send(errorMessage(0, error.code, error.message)).catch(() => {});
           }
           return;
@@ -326,14 +341,45 @@ class Session {
   }
 }
 
+/**
+ * Where one connection stands in admission:
+ * - `waiting`: accepted, handshake message 1 not yet here (droppable, oldest first)
+ * - `working`: message 1 is here and being checked (not droppable: the work is the agent's)
+ * - `reserved`: a trusted key with a fresh timestamp, waiting for its first request
+ * - `session`: admitted
+ * - `dropped`: pushed out; it closes
+ */
+type Stage = "waiting" | "working" | "reserved" | "session" | "dropped";
+
+interface Admission {
+  conn: Deno.Conn;
+  peer: string;
+  source: string;
+  stage: Stage;
+  /** Closes the connection (the secure stream once there is one). */
+  close(): void;
+}
+
+/** How often, at most, the agent logs how many connections it dropped, ms. */
+const DROP_LOG_MS = 1000;
+
 /** A listening agent. */
 export class AgentServer {
   readonly #listener: Deno.Listener;
   readonly #limits: ServerLimits;
   readonly #security: AgentSecurity;
   readonly #sessions = new Set<Session>();
-  readonly #pending = new Set<Deno.Conn>();
+  /** Connections waiting for message 1, by source address, oldest first. */
+  readonly #waiting = new Map<string, Set<Admission>>();
+  #waitingCount = 0;
+  /** Authenticated handshakes waiting for their first request, oldest first. */
+  readonly #reserved = new Set<Admission>();
+  /** Every connection not yet a session. */
+  readonly #admitting = new Set<Admission>();
+  readonly #replay = new ReplayGuard();
   readonly #log: (line: string) => void;
+  #dropped = 0;
+  #dropLoggedAt = -Infinity;
 
   /**
    * Listens on `url` (tcp://host:port or vsock://cid:port; port 0 picks one).
@@ -365,27 +411,89 @@ export class AgentServer {
   /** Accepts and serves connections until {@linkcode close}. */
   async serve(): Promise<void> {
     for (;;) {
-      const conn = await accept(this.#listener);
+      let conn: Deno.Conn | null;
+      try {
+        conn = await accept(this.#listener);
+      } catch (error) {
+        // Out of file descriptors, or a connection reset before it was accepted: keep serving.
+        this.#log(`cannot accept a connection: ${(error as Error).message}`);
+        await new Promise((resolve) => setTimeout(resolve, 50));
+        continue;
+      }
       if (conn === null) return;
       const peer = formatEndpoint(conn.remoteAddr);
       if (this.#sessions.size >= this.#limits.connections) {
         this.#log(`refused ${peer}: already ${this.#limits.connections} connections`);
-        conn.close();
+        sendBusyNotice(conn);
         continue;
       }
-      if (this.#pending.size >= this.#limits.handshakes) {
-        const oldest = this.#pending.values().next().value!;
-        this.#pending.delete(oldest);
-        this.#log(`dropped the oldest of ${this.#limits.handshakes} pending handshakes`);
-        closeQuietly(oldest);
-      }
-      this.#pending.add(conn);
-      this.#open(conn, peer).finally(() => this.#pending.delete(conn));
+      const admission: Admission = {
+        conn,
+        peer,
+        source: sourceOf(conn.remoteAddr),
+        stage: "waiting",
+        close: () => closeQuietly(conn),
+      };
+      this.#admitting.add(admission);
+      this.#wait(admission);
+      this.#open(admission).finally(() => {
+        this.#leaveStage(admission);
+        this.#admitting.delete(admission);
+      });
+    }
+  }
+
+  /** Puts a new connection among those waiting for message 1, dropping one if over a bound. */
+  #wait(admission: Admission): void {
+    let queue = this.#waiting.get(admission.source);
+    if (queue === undefined) {
+      queue = new Set();
+      this.#waiting.set(admission.source, queue);
+    }
+    queue.add(admission);
+    this.#waitingCount++;
+    if (queue.size > this.#limits.handshakesPerSource) {
+      this.#drop(queue.values().next().value!);
+    } else if (this.#waitingCount > this.#limits.handshakes) {
+      let fullest = queue;
+      for (const other of this.#waiting.values()) if (other.size > fullest.size) fullest = other;
+      this.#drop(fullest.values().next().value!);
+    }
+  }
+
+  /** Takes a connection out of its admission stage (waiting or reserved). */
+  #leaveStage(admission: Admission): void {
+    if (admission.stage === "waiting") {
+      const queue = this.#waiting.get(admission.source)!;
+      queue.delete(admission);
+      this.#waitingCount--;
+      if (queue.size === 0) this.#waiting.delete(admission.source);
+    } else if (admission.stage === "reserved") {
+      this.#reserved.delete(admission);
+    }
+  }
+
+  /** Drops a waiting or reserved connection: a busy notice, then close. */
+  #drop(admission: Admission): void {
+    this.#leaveStage(admission);
+    const stage = admission.stage;
+    admission.stage = "dropped";
+    if (stage === "waiting") sendBusyNotice(admission.conn);
+    else admission.close();
+    this.#dropped++;
+    const now = performance.now();
+    if (now - this.#dropLoggedAt >= DROP_LOG_MS) {
+      this.#log(
+        `dropped ${this.#dropped} connection(s) waiting for admission (latest from ${admission.peer}, ${stage})`,
+      );
+      this.#dropped = 0;
+      this.#dropLoggedAt = now;
     }
   }
 
   /** Authenticates a connection (secure mode) and serves it. */
-  async #open(conn: Deno.Conn, peer: string): Promise<void> {
+  async #open(admission: Admission): Promise<void> {
+    const { conn, peer } = admission;
     let framed: FramedConnection;
     if (this.#security.insecure) {
       framed = new FramedConnection(conn);
@@ -395,13 +503,32 @@ export class AgentServer {
         const stream = await acceptSecure(conn, {
           staticKey: this.#security.identity!.noise,
           isTrusted: (key) => trusted.some((k) => equalBytes(k.noise, key)),
+          replay: this.#replay,
+          onMessage1: () => {
+            if (admission.stage !== "waiting") return; // dropped just before it arrived
+            this.#leaveStage(admission);
+            admission.stage = "working";
+          },
         });
         framed = new FramedConnection(stream);
+        admission.close = () => framed.close();
       } catch (error) {
         // The peer learns nothing: the connection just closes.
-        this.#log(`closed ${peer} during the handshake: ${(error as Error).message}`);
+        if (admission.stage !== "dropped") {
+          this.#log(`closed ${peer} during the handshake: ${(error as Error).message}`);
+        }
         closeQuietly(conn);
         return;
+      }
+      if (admission.stage === "dropped") {
+        framed.close();
+        return;
+      }
+      // Only a trusted key with a fresh timestamp gets here: strangers and replays never do.
+      admission.stage = "reserved";
+      this.#reserved.add(admission);
+      if (this.#reserved.size > this.#limits.reserved) {
+        this.#drop(this.#reserved.values().next().value!);
       }
     }
     const session = new Session(
@@ -410,15 +537,15 @@ export class AgentServer {
       this.#security.trusted,
       this.#security.identity,
     );
-    // A connection stays pending until its first authenticated message: a replayed handshake
-    // message 1 completes a handshake but never sends one, so it holds no session slot.
+    // A connection becomes a session only with its first authenticated request.
     const admit = () => {
-      if (!this.#pending.has(conn)) return false; // dropped as the oldest pending one
+      if (admission.stage === "dropped") return false;
       if (this.#sessions.size >= this.#limits.connections) {
         this.#log(`refused ${peer}: already ${this.#limits.connections} connections`);
         return false;
       }
-      this.#pending.delete(conn);
+      this.#leaveStage(admission);
+      admission.stage = "session";
       this.#sessions.add(session);
       this.#log(`connection from ${peer}`);
       return true;
@@ -428,8 +555,7 @@ export class AgentServer {
     } catch (error) {
       this.#log(`connection from ${peer} failed: ${(error as Error).message}`);
     } finally {
-      this.#sessions.delete(session);
-      this.#log(`connection from ${peer} closed`);
+      if (this.#sessions.delete(session)) this.#log(`connection from ${peer} closed`);
     }
   }
 
@@ -442,8 +568,17 @@ export class AgentServer {
     }
     for (const session of this.#sessions) session.close();
     this.#sessions.clear();
-    for (const conn of this.#pending) closeQuietly(conn);
+    for (const admission of this.#admitting) admission.close();
   }
+}
+
+/** The address a connection comes from, without its port: what per-source bounds count. */
+function sourceOf(addr: Deno.Addr): string {
+  if (addr.transport === "tcp" || addr.transport === "udp") {
+    return `${addr.transport}:${addr.hostname}`;
+  }
+  if (addr.transport === "vsock") return `vsock:${addr.cid}`;
+  return addr.transport;
 }
 
 function closeQuietly(conn: Deno.Conn): void {

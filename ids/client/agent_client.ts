@@ -15,6 +15,7 @@ import type { AttestBody, HelloBody, KernelInfo, LoadBody, RunSummary } from "..
 import { concatBytes } from "../../wire/bytes.ts";
 import { signObject } from "../../wire/secure/sign.ts";
 import { type ClientSecurity, openChannel } from "./channel.ts";
+import { checkKernelInfo } from "./kernel_info.ts";
 
 export type { HelloBody, KernelInfo, RunSummary };
 
@@ -212,9 +213,18 @@ export class AgentClient {
     await this.request("ping");
   }
 
-  /** Kernel facts. */
+  /**
+   * Kernel facts, every field checked by type and range.
+   *
+   * @throws {AgentError} code `malformed` naming the bad field.
+   */
   async kernelInfo(): Promise<KernelInfo> {
-    return (await this.request<KernelInfo>("kernel_info")).body;
+    const body = (await this.request<unknown>("kernel_info")).body;
+    try {
+      return checkKernelInfo(body);
+    } catch (error) {
+      throw new AgentError("kernel_info", "malformed", (error as Error).message);
+    }
   }
 
   /** The raw BTF of the guest kernel (/sys/kernel/btf/vmlinux). */

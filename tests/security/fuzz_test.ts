@@ -25,10 +25,9 @@ import {
 import { AgentClient } from "../../ids/client/agent_client.ts";
 import { Guest } from "../../ids/guest.ts";
 import { bpfObject } from "../../bpf/objects.ts";
-import { HandshakeState } from "../../wire/secure/noise.ts";
 import {
-  DEFAULT_PROLOGUE,
   initiateSecure,
+  prepareInitiator,
   type SecureStream,
 } from "../../wire/secure/secure_stream.ts";
 import { signObject } from "../../wire/secure/sign.ts";
@@ -390,13 +389,12 @@ function prefixed(body: Uint8Array): Uint8Array {
 }
 
 async function validMessage1(agent: TestAgent): Promise<Uint8Array> {
-  const handshake = await HandshakeState.initialize({
-    role: "initiator",
-    prologue: DEFAULT_PROLOGUE,
-    staticKeyPair: agent.security.identity!.noise,
+  // Protocol 2: a fresh timestamp as the payload, and the MAC after it.
+  const { message1 } = await prepareInitiator({
+    staticKey: agent.security.identity!.noise,
     remoteStatic: agent.security.agentKey!.noise,
   });
-  return prefixed(await handshake.writeMessage());
+  return prefixed(message1);
 }
 
 /** An authenticated channel to the agent, for raw frames and framed answers. */

@@ -2,6 +2,8 @@
 // the agent's and the IDS's refusals, --insecure, and the IDS against a secure agent with
 // right and wrong keys. The tests that start an agent need root.
 import assert from "node:assert/strict";
+import { AgentServer, DEFAULT_SERVER_LIMITS } from "../../agent/server.ts";
+import { publicIdentity } from "../../wire/secure/keys.ts";
 import { IS_ROOT, runCli } from "../_helpers/agent.ts";
 import { CliProcess, deadline, makeKeys, sleep, withAgent } from "./_support.ts";
 
@@ -65,7 +67,7 @@ Deno.test("agent with neither --key/--trust nor --insecure exits 2 naming all th
   }
 });
 
-Deno.test("a private key readable by others (mode 0644) is refused by the agent and by the IDS", async (t) => {
+Deno.test("a private key readable by group and others (mode 0644) is refused by the agent and by the IDS", async (t) => {
   const keys = await makeKeys();
   try {
     await Deno.chmod(keys.files.agentKey, 0o644);
@@ -81,7 +83,10 @@ Deno.test("a private key readable by others (mode 0644) is refused by the agent 
         keys.files.idsPub,
       ]);
       assert.equal(run.code, 2, run.stderr);
-      assert.match(run.stderr, /Private key \S+ is readable by others \(mode 0644\): chmod 600 it/);
+      assert.match(
+        run.stderr,
+        /Private key \S+ is readable by group and others \(mode 0644\): chmod 600 it/,
+      );
       assert.doesNotMatch(run.stdout, /listening on/);
     });
     await t.step("ids --key", async () => {
@@ -96,9 +101,102 @@ Deno.test("a private key readable by others (mode 0644) is refused by the agent 
         keys.files.agentPub,
       ]);
       assert.equal(run.code, 2, run.stderr);
-      assert.match(run.stderr, /Private key \S+ is readable by others \(mode 0644\): chmod 600 it/);
+      assert.match(
+        run.stderr,
+        /Private key \S+ is readable by group and others \(mode 0644\): chmod 600 it/,
+      );
       assert.doesNotMatch(run.stderr, /Cannot connect/, "the key is checked before connecting");
       assert.equal(run.stdout, "");
+    });
+  } finally {
+    await keys.remove();
+  }
+});
+
+/** Runs `agent ARGS` and asserts exit code 2 and exactly `message` on stderr (one line). */
+async function assertAgentRefuses(args: string[], message: string): Promise<void> {
+  const run = await runCli(["agent", ...args]);
+  assert.equal(run.stderr, `ebpfmonitor agent: ${message}\n`);
+  assert.equal(run.code, 2);
+  assert.equal(run.stdout, "");
+}
+
+Deno.test("agent key files: the format is named before the mode, group and others as they are (exit 2)", async (t) => {
+  const keys = await makeKeys();
+  const listen = ["--listen", "tcp://127.0.0.1:0"];
+  const { agentKey, agentPub, idsPub } = keys.files;
+  try {
+    await t.step("--key id.pub (a public key, mode 0644)", async () => {
+      await assertAgentRefuses(
+        [...listen, "--key", agentPub, "--trust", idsPub],
+        `Private key ${agentPub} is a public key (an id.pub): give the private key, DIR/id, made by keygen beside it`,
+      );
+    });
+    await t.step("a private key readable by group (mode 0640)", async () => {
+      await Deno.chmod(agentKey, 0o640);
+      await assertAgentRefuses(
+        [...listen, "--key", agentKey, "--trust", idsPub],
+        `Private key ${agentKey} is readable by group (mode 0640): chmod 600 it`,
+      );
+      await Deno.chmod(agentKey, 0o600);
+    });
+    await t.step("a trusted keys file writable by group and others (mode 0666)", async () => {
+      await Deno.chmod(idsPub, 0o666);
+      await assertAgentRefuses(
+        [...listen, "--key", agentKey, "--trust", idsPub],
+        `Trusted keys file ${idsPub} is writable by group and others (mode 0666): chmod 644 it`,
+      );
+      await Deno.chmod(idsPub, 0o644);
+    });
+  } finally {
+    await keys.remove();
+  }
+});
+
+Deno.test("agent --insecure: loopback only unless --insecure-anywhere, never with keys (exit 2)", async (t) => {
+  const keys = await makeKeys();
+  try {
+    await t.step("--insecure with --key and --trust", async () => {
+      await assertAgentRefuses(
+        [
+          "--listen",
+          "tcp://127.0.0.1:0",
+          "--insecure",
+          "--key",
+          keys.files.agentKey,
+          "--trust",
+          keys.files.idsPub,
+        ],
+        "--insecure turns authentication off: it cannot be combined with --key or --trust",
+      );
+    });
+    await t.step("--insecure with --trust only", async () => {
+      await assertAgentRefuses(
+        ["--listen", "tcp://127.0.0.1:0", "--insecure", "--trust", keys.files.idsPub],
+        "--insecure turns authentication off: it cannot be combined with --key or --trust",
+      );
+    });
+    for (const url of ["tcp://0.0.0.0:0", "tcp://[::]:0", "vsock://any:7070"]) {
+      await t.step(`--insecure on ${url}`, async () => {
+        await assertAgentRefuses(
+          ["--listen", url, "--insecure"],
+          `--insecure listens only on a loopback address (tcp://127.0.0.1:PORT), not on ${url}: anyone who reaches it could read kernel memory; add --insecure-anywhere to insist`,
+        );
+      });
+    }
+    await t.step("--insecure-anywhere without --insecure", async () => {
+      await assertAgentRefuses(
+        [
+          "--listen",
+          "tcp://0.0.0.0:0",
+          "--insecure-anywhere",
+          "--key",
+          keys.files.agentKey,
+          "--trust",
+          keys.files.idsPub,
+        ],
+        "--insecure-anywhere only applies with --insecure",
+      );
     });
   } finally {
     await keys.remove();
@@ -218,4 +316,38 @@ Deno.test({
       ]);
       assert.equal(run.code, 0, run.stderr);
     }),
+});
+
+Deno.test("ids ps against an agent that answers only busy notices says so, not that a key is wrong", async () => {
+  const keys = await makeKeys();
+  // An agent that admits no session at all: every connection gets the busy notice.
+  const server = new AgentServer(
+    "tcp://127.0.0.1:0",
+    { identity: keys.agent, trusted: [publicIdentity(keys.ids)], insecure: false },
+    () => {},
+    { ...DEFAULT_SERVER_LIMITS, connections: 0 },
+  );
+  const serving = server.serve();
+  try {
+    const run = await runCli([
+      "ids",
+      "ps",
+      "--connect",
+      server.url,
+      "--key",
+      keys.files.idsKey,
+      "--agent-key",
+      keys.files.agentPub,
+    ]);
+    assert.equal(
+      run.stderr,
+      `ebpfmonitor: Cannot open a secure channel to ${server.url}: agent busy or under attack (6 tries): Handshake refused: the agent is busy or under attack (it answered with a busy notice)\n`,
+    );
+    assert.equal(run.code, 2);
+    assert.equal(run.stdout, "");
+  } finally {
+    server.close();
+    await serving;
+    await keys.remove();
+  }
 });

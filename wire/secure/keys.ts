@@ -173,60 +173,38 @@ export async function readPublicKey(path: string): Promise<PublicIdentity> {
   return parsePublicKey(lines[0]!, `Public key ${path}`);
 }
 
-/**
- * Reads a trusted-keys file: `id.pub` lines; blank lines and `#` comments are ignored.
- *
- * @throws {KeyFileError} if the file cannot be read or a line is malformed (naming the line).
- */
-export async function readTrustedKeys(path: string): Promise<PublicIdentity[]> {
-  const text = await readText(path, "trusted keys file");
-  const keys: PublicIdentity[] = [];
-  for (const [index, raw] of text.split("\n").entries()) {
-    const trimmed = raw.trim();
-    if (trimmed === "" || trimmed.startsWith("#")) continue;
-    keys.push(parsePublicKey(trimmed, `Trusted keys file ${path} line ${index + 1}`));
-  }
-  return keys;
+/** Who, of group and others, the permission bits `group` and `others` of `mode` let in. */
+function whoMay(mode: number, group: number, others: number): string | undefined {
+  const names = [mode & group ? "group" : "", mode & others ? "others" : ""].filter((n) => n);
+  return names.length === 0 ? undefined : names.join(" and ");
 }
 
-/**
- * Reads a private key file (`id`), refusing one that group or others can read or write.
- *
- * @throws {KeyFileError} e.g. "Private key /x/id is readable by others (mode 0644): chmod 600
- * it", or for a malformed file.
- */
-export async function readIdentity(path: string): Promise<Identity> {
-  let text: string;
+/** A file's text and permission bits, both from the same open file. */
+async function readWithMode(
+  path: string,
+  what: string,
+): Promise<{ text: string; mode: number | null }> {
   let file: Deno.FsFile;
   try {
     file = await Deno.open(path, { read: true });
   } catch (error) {
-    throw new KeyFileError(`Cannot read private key ${path}: ${(error as Error).message}`, {
+    throw new KeyFileError(`Cannot read ${what} ${path}: ${(error as Error).message}`, {
       cause: error,
     });
   }
   try {
-    // Check the mode of the file actually opened, not of whatever the path names later.
+    // The mode of the file actually opened, not of whatever the path names later.
     const info = await file.stat();
-    if (!info.isFile) throw new KeyFileError(`Private key ${path} is not a regular file`);
-    if (info.mode !== null) {
-      const mode = info.mode & 0o777;
-      const octal = mode.toString(8).padStart(4, "0");
-      if (mode & 0o044) {
-        throw new KeyFileError(
-          `Private key ${path} is readable by others (mode ${octal}): chmod 600 it`,
-        );
-      }
-      if (mode & 0o022) {
-        throw new KeyFileError(
-          `Private key ${path} is writable by others (mode ${octal}): chmod 600 it`,
-        );
-      }
+    if (!info.isFile) {
+      throw new KeyFileError(
+        `${what[0]!.toUpperCase()}${what.slice(1)} ${path} is not a regular file`,
+      );
     }
-    text = new TextDecoder().decode(await new Response(file.readable).arrayBuffer());
+    const text = new TextDecoder().decode(await new Response(file.readable).arrayBuffer());
+    return { text, mode: info.mode === null ? null : info.mode & 0o777 };
   } catch (error) {
     if (error instanceof KeyFileError) throw error;
-    throw new KeyFileError(`Cannot read private key ${path}: ${(error as Error).message}`, {
+    throw new KeyFileError(`Cannot read ${what} ${path}: ${(error as Error).message}`, {
       cause: error,
     });
   } finally {
@@ -236,13 +214,71 @@ export async function readIdentity(path: string): Promise<Identity> {
       // Closed by reading to the end.
     }
   }
+}
+
+const octal = (mode: number) => mode.toString(8).padStart(4, "0");
+
+/**
+ * Reads a trusted-keys file: `id.pub` lines; blank lines and `#` comments are ignored. A file
+ * that group or others can write is refused: whoever can write it can make the agent trust
+ * their key.
+ *
+ * @throws {KeyFileError} if the file cannot be read, a line is malformed (naming the line), or
+ * it is writable by group or others (e.g. "Trusted keys file /x/ids.pub is writable by group
+ * and others (mode 0666): chmod 644 it").
+ */
+export async function readTrustedKeys(path: string): Promise<PublicIdentity[]> {
+  const { text, mode } = await readWithMode(path, "trusted keys file");
+  const keys: PublicIdentity[] = [];
+  for (const [index, raw] of text.split("\n").entries()) {
+    const trimmed = raw.trim();
+    if (trimmed === "" || trimmed.startsWith("#")) continue;
+    keys.push(parsePublicKey(trimmed, `Trusted keys file ${path} line ${index + 1}`));
+  }
+  const writers = mode === null ? undefined : whoMay(mode, 0o020, 0o002);
+  if (writers !== undefined) {
+    throw new KeyFileError(
+      `Trusted keys file ${path} is writable by ${writers} (mode ${octal(mode!)}): chmod 644 it`,
+    );
+  }
+  return keys;
+}
+
+/**
+ * Reads a private key file (`id`). Its format is checked first (a public key given by mistake
+ * is named as such), then its mode: a file that group or others can read or write is refused.
+ *
+ * @throws {KeyFileError} e.g. "Private key /x/id is readable by group and others (mode 0644):
+ * chmod 600 it", or for a malformed file.
+ */
+export async function readIdentity(path: string): Promise<Identity> {
+  const { text, mode } = await readWithMode(path, "private key");
   const lines = text.split("\n").filter((l) => l.trim() !== "");
   if (lines.length !== 1) {
     throw new KeyFileError(
       `Private key ${path} must hold exactly one key line, found ${lines.length}`,
     );
   }
+  if (lines[0]!.trim().startsWith(`${PUBLIC_KEY_TAG} `)) {
+    throw new KeyFileError(
+      `Private key ${path} is a public key (an id.pub): give the private key, DIR/id, made by keygen beside it`,
+    );
+  }
   const parsed = parseLine(lines[0]!, PRIVATE_KEY_TAG, `Private key ${path}`);
+  if (mode !== null) {
+    const readers = whoMay(mode, 0o040, 0o004);
+    if (readers !== undefined) {
+      throw new KeyFileError(
+        `Private key ${path} is readable by ${readers} (mode ${octal(mode)}): chmod 600 it`,
+      );
+    }
+    const writers = whoMay(mode, 0o020, 0o002);
+    if (writers !== undefined) {
+      throw new KeyFileError(
+        `Private key ${path} is writable by ${writers} (mode ${octal(mode)}): chmod 600 it`,
+      );
+    }
+  }
   return {
     noise: { publicKey: await x25519PublicKey(parsed.x25519), privateKey: parsed.x25519 },
     signing: { publicKey: await ed25519PublicKey(parsed.ed25519), privateKey: parsed.ed25519 },

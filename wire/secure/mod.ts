@@ -2,6 +2,8 @@
  * The secure channel and the keys behind it, bottom up:
  * - `noise.ts`: the Noise_IK_25519_AESGCM_SHA256 handshake ({@linkcode HandshakeState})
  * - `secure_stream.ts`: {@linkcode initiateSecure}, {@linkcode acceptSecure}, {@linkcode SecureStream}
+ * - `replay.ts`: message 1 timestamps and {@linkcode ReplayGuard}
+ * - `mac1.ts`: the MAC ending message 1, checked before any Diffie-Hellman ({@linkcode checkMac1})
  * - `keys.ts`: identities and key files ({@linkcode generateIdentity}, {@linkcode readIdentity})
  * - `sign.ts`: eBPF object signatures ({@linkcode signObject}, {@linkcode verifyObject})
  *
@@ -26,15 +28,30 @@ export {
 export {
   type AcceptOptions,
   acceptSecure,
+  BUSY_NOTICE,
   DEFAULT_PROLOGUE,
   HANDSHAKE_TIMEOUT_MS,
   type InitiateOptions,
   initiateSecure,
   MAX_CHUNK_BYTES,
+  type PreparedInitiator,
+  prepareInitiator,
   SecureChannelError,
   type SecureChannelErrorCode,
   SecureStream,
+  sendBusyNotice,
 } from "./secure_stream.ts";
+export { appendMac1, checkMac1, MAC1_BYTES } from "./mac1.ts";
+export {
+  decodeTimestamp,
+  DEFAULT_REPLAY_LIMITS,
+  encodeTimestamp,
+  ReplayGuard,
+  type ReplayLimits,
+  type ReplayVerdict,
+  TIMESTAMP_BYTES,
+  timestampNow,
+} from "./replay.ts";
 export {
   formatPublicKey,
   generateIdentity,

@@ -16,7 +16,16 @@
  *   answered by closing the connection, with nothing sent.
  * - Message 1 of IK can be replayed by an eavesdropper; the replayer cannot complete the
  *   handshake (it lacks the initiator's ephemeral key), so nothing it sends afterwards
- *   decrypts. The agent must therefore act only on data that came through the stream.
+ *   decrypts. The agent must therefore act only on data that came through the stream. With a
+ *   {@linkcode ReplayGuard} (`replay` option) the responder also refuses the replay itself:
+ *   message 1's payload is the initiator's TAI64N timestamp (`replay.ts`), which must be new
+ *   for that key, and a byte-identical replay is refused before any Diffie-Hellman.
+ * - Handshake message 1 ends with a 16-byte MAC keyed by the responder's public key
+ *   (`mac1.ts`), which the responder checks before any Diffie-Hellman.
+ * - Instead of message 2 a responder may send a busy notice (an empty message: the 2 bytes
+ *   `00 00`) and close: it is too busy to admit the connection now. The notice is not
+ *   authenticated (anyone on the path can forge it, as they can drop the connection); the
+ *   initiator only uses it to say why it failed and to retry later.
  *
  * @example
  * ```ts
@@ -38,6 +47,8 @@
 
 import { byteReaderOf, type ByteStream } from "../connection.ts";
 import { SYNC_MAX_BYTES } from "./_aes_gcm.ts";
+import { type ReplayGuard, TIMESTAMP_BYTES, timestampNow } from "./replay.ts";
+import { appendMac1, checkMac1 } from "./mac1.ts";
 import { toBase64 } from "./_crypto.ts";
 import { MessageReader, type NextMessage, PREFIX_BYTES, prefixed } from "./_messages.ts";
 import {
@@ -50,8 +61,15 @@ import {
   type TransportState,
 } from "./noise.ts";
 
-/** The default prologue: the application protocol and its version, bound into the handshake. */
-export const DEFAULT_PROLOGUE: Uint8Array = new TextEncoder().encode("ebpfmonitor/1");
+/**
+ * The default prologue: the application protocol and its version, bound into the handshake.
+ * Version 2: message 1 carries a timestamp and ends with a MAC (`mac1.ts`), and a busy notice
+ * may replace message 2.
+ */
+export const DEFAULT_PROLOGUE: Uint8Array = new TextEncoder().encode("ebpfmonitor/2");
+
+/** The busy notice a responder sends instead of message 2: an empty message (`00 00`). */
+export const BUSY_NOTICE: Uint8Array = new Uint8Array(2);
 
 /** How long a handshake may take before the connection is dropped. */
 export const HANDSHAKE_TIMEOUT_MS = 10_000;
@@ -75,6 +93,8 @@ type Received =
  * Why the secure channel failed:
  * - `handshake_failed`: a handshake message was missing, malformed or failed authentication
  * - `untrusted_peer`: the initiator's static key is not trusted (responder side)
+ * - `replayed`: message 1 was a replay, or carried no timestamp (responder side)
+ * - `busy`: the responder answered with a busy notice (initiator side)
  * - `timeout`: the handshake did not finish in time
  * - `authentication_failed`: a transport message failed authentication
  * - `truncated`: the connection ended inside a message or without a close notice
@@ -84,6 +104,8 @@ type Received =
 export type SecureChannelErrorCode =
   | "handshake_failed"
   | "untrusted_peer"
+  | "replayed"
+  | "busy"
   | "timeout"
   | "authentication_failed"
   | "truncated"
@@ -501,6 +523,8 @@ export interface InitiateOptions {
   timeoutMs?: number;
   /** A fixed ephemeral key pair: tests only. */
   ephemeralKey?: KeyPair;
+  /** Message 1's payload, a TAI64N timestamp; {@linkcode timestampNow} when omitted (tests only). */
+  timestamp?: Uint8Array;
 }
 
 /** Options of {@linkcode acceptSecure}. */
@@ -515,6 +539,23 @@ export interface AcceptOptions {
   timeoutMs?: number;
   /** A fixed ephemeral key pair: tests only. */
   ephemeralKey?: KeyPair;
+  /**
+   * Refuses replayed messages 1 (`replayed`): shared by every handshake of the responder.
+   * Without it message 1's payload is not checked.
+   */
+  replay?: ReplayGuard;
+  /** Called once message 1 has arrived whole, before any Diffie-Hellman. */
+  onMessage1?(): void;
+}
+
+/** Writes the busy notice to `conn` and closes it; errors are ignored (the peer may be gone). */
+export async function sendBusyNotice(conn: ByteStream): Promise<void> {
+  try {
+    await writeAll(conn, BUSY_NOTICE);
+  } catch {
+    // The peer left: nothing to tell it.
+  }
+  closeQuietly(conn);
 }
 
 async function withDeadline<T>(
@@ -591,33 +632,61 @@ function handshakeFailure(error: unknown, hint: string): SecureChannelError {
   });
 }
 
+/** An initiator's handshake with message 1 already written, not yet sent. */
+export interface PreparedInitiator {
+  /** The handshake state, waiting for message 2. */
+  handshake: HandshakeState;
+  /** Message 1 with its MAC (`mac1.ts`), without its length prefix. */
+  message1: Uint8Array;
+}
+
+/**
+ * Computes the initiator's message 1 (with its timestamp) before there is a connection, so
+ * that {@linkcode initiateSecure} can send it the moment the connection is up: an agent that
+ * strangers flood drops connections that stay silent, and every millisecond of crypto between
+ * connecting and sending is a millisecond of silence.
+ */
+export async function prepareInitiator(options: InitiateOptions): Promise<PreparedInitiator> {
+  const handshake = await HandshakeState.initialize({
+    role: "initiator",
+    prologue: options.prologue ?? DEFAULT_PROLOGUE,
+    staticKeyPair: options.staticKey,
+    remoteStatic: options.remoteStatic,
+    ephemeralKeyPair: options.ephemeralKey,
+  });
+  const message1 = await handshake.writeMessage(options.timestamp ?? timestampNow());
+  return { handshake, message1: appendMac1(message1, options.remoteStatic) };
+}
+
 /**
  * Runs the IK handshake as the initiator (the IDS) over `conn`, which must hold the pinned
  * static key `remoteStatic`, and returns the secure stream. On failure `conn` is closed.
+ * `prepared` (from {@linkcode prepareInitiator}, used once) saves computing message 1 now.
  *
  * @throws {SecureChannelError} `handshake_failed` (e.g. "Handshake failed: the peer closed the
  * connection without answering: it does not hold the pinned key or does not trust this key"),
- * `timeout`, `io`.
+ * `busy` (the agent sent a busy notice), `timeout`, `io`.
  */
 export async function initiateSecure(
   conn: ByteStream,
   options: InitiateOptions,
+  prepared?: PreparedInitiator,
 ): Promise<SecureStream> {
   return await withDeadline(conn, options.timeoutMs ?? HANDSHAKE_TIMEOUT_MS, async () => {
     const reader = new MessageReader(byteReaderOf(conn) ?? conn.readable);
-    const handshake = await HandshakeState.initialize({
-      role: "initiator",
-      prologue: options.prologue ?? DEFAULT_PROLOGUE,
-      staticKeyPair: options.staticKey,
-      remoteStatic: options.remoteStatic,
-      ephemeralKeyPair: options.ephemeralKey,
-    });
-    await sendHandshakeMessage(conn, await handshake.writeMessage(), 1);
+    const { handshake, message1 } = prepared ?? await prepareInitiator(options);
+    await sendHandshakeMessage(conn, message1, 1);
     const message2 = await readHandshakeMessage(
       reader,
       2,
       "Handshake failed: the peer closed the connection without answering: it does not hold the pinned key or does not trust this key",
     );
+    if (message2.length === 0) {
+      throw new SecureChannelError(
+        "busy",
+        "Handshake refused: the agent is busy or under attack (it answered with a busy notice)",
+      );
+    }
     try {
       await handshake.readMessage(message2);
     } catch (error) {
@@ -633,7 +702,8 @@ export async function initiateSecure(
  * closed without anything being sent.
  *
  * @throws {SecureChannelError} `untrusted_peer` ("Peer key <base64> is not trusted", with
- * `peerKey`), `handshake_failed` (e.g. message 1 failed authentication), `timeout`, `io`.
+ * `peerKey`), `replayed` (with a `replay` guard), `handshake_failed` (e.g. message 1 failed
+ * authentication), `timeout`, `io`.
  */
 export async function acceptSecure(
   conn: ByteStream,
@@ -641,19 +711,38 @@ export async function acceptSecure(
 ): Promise<SecureStream> {
   return await withDeadline(conn, options.timeoutMs ?? HANDSHAKE_TIMEOUT_MS, async () => {
     const reader = new MessageReader(byteReaderOf(conn) ?? conn.readable);
+    // Message 1 first, before any crypto: a connection that has sent it is not kept waiting
+    // behind the hashing of the handshake's start (which matters when strangers flood).
+    const body = await readHandshakeMessage(
+      reader,
+      1,
+      "Handshake failed: the peer closed the connection before sending message 1",
+    );
+    options.onMessage1?.();
+    // One hash, before any Diffie-Hellman: garbage from a peer that does not know this side's
+    // public key ends here.
+    const message1 = checkMac1(body, options.staticKey.publicKey);
+    if (message1 === null) {
+      throw new SecureChannelError(
+        "handshake_failed",
+        "Handshake message 1 has a wrong MAC: the peer does not know this side's public key, speaks another protocol version, or the message was modified",
+      );
+    }
     const handshake = await HandshakeState.initialize({
       role: "responder",
       prologue: options.prologue ?? DEFAULT_PROLOGUE,
       staticKeyPair: options.staticKey,
       ephemeralKeyPair: options.ephemeralKey,
     });
-    const message1 = await readHandshakeMessage(
-      reader,
-      1,
-      "Handshake failed: the peer closed the connection before sending message 1",
-    );
+    if (options.replay?.isKnownEphemeral(message1)) {
+      throw new SecureChannelError(
+        "replayed",
+        "Handshake message 1 is a replay (known ephemeral key)",
+      );
+    }
+    let payload: Uint8Array;
     try {
-      await handshake.readMessage(message1);
+      payload = await handshake.readMessage(message1);
     } catch (error) {
       throw handshakeFailure(
         error,
@@ -668,6 +757,19 @@ export async function acceptSecure(
         {
           peerKey,
         },
+      );
+    }
+    const verdict = options.replay?.check(peerKey, payload, message1) ?? "fresh";
+    if (verdict === "no_timestamp") {
+      throw new SecureChannelError(
+        "replayed",
+        `Handshake message 1 carries no timestamp (${payload.length} bytes of payload, expected ${TIMESTAMP_BYTES})`,
+      );
+    }
+    if (verdict === "replayed") {
+      throw new SecureChannelError(
+        "replayed",
+        `Handshake message 1 from ${toBase64(peerKey)} is a replay (its timestamp is not new)`,
       );
     }
     await sendHandshakeMessage(conn, await handshake.writeMessage(), 2);

@@ -95,15 +95,16 @@ Deno.test("writeIdentity() does not follow a symlink planted at the private key 
   await assert.rejects(Deno.stat(target), Deno.errors.NotFound);
 });
 
-Deno.test("readIdentity() refuses a private key readable or writable by others", async (t) => {
+Deno.test("readIdentity() refuses a private key readable or writable by group or others, naming which", async (t) => {
   await using dir = await tempDir();
   const { privatePath } = await writeIdentity(dir.path, await generateIdentity());
   const cases: [number, string][] = [
-    [0o644, `Private key ${privatePath} is readable by others (mode 0644): chmod 600 it`],
-    [0o640, `Private key ${privatePath} is readable by others (mode 0640): chmod 600 it`],
+    [0o644, `Private key ${privatePath} is readable by group and others (mode 0644): chmod 600 it`],
+    [0o640, `Private key ${privatePath} is readable by group (mode 0640): chmod 600 it`],
     [0o604, `Private key ${privatePath} is readable by others (mode 0604): chmod 600 it`],
-    [0o620, `Private key ${privatePath} is writable by others (mode 0620): chmod 600 it`],
+    [0o620, `Private key ${privatePath} is writable by group (mode 0620): chmod 600 it`],
     [0o602, `Private key ${privatePath} is writable by others (mode 0602): chmod 600 it`],
+    [0o666, `Private key ${privatePath} is readable by group and others (mode 0666): chmod 600 it`],
   ];
   for (const [mode, message] of cases) {
     await t.step(`mode ${mode.toString(8)}`, async () => {
@@ -113,6 +114,31 @@ Deno.test("readIdentity() refuses a private key readable or writable by others",
   }
   await Deno.chmod(privatePath, 0o400);
   await readIdentity(privatePath);
+});
+
+Deno.test("readTrustedKeys() refuses a file writable by group or others, naming which", async (t) => {
+  await using dir = await tempDir();
+  const { publicPath } = await writeIdentity(dir.path, await generateIdentity("ids"));
+  const cases: [number, string][] = [
+    [
+      0o666,
+      `Trusted keys file ${publicPath} is writable by group and others (mode 0666): chmod 644 it`,
+    ],
+    [0o664, `Trusted keys file ${publicPath} is writable by group (mode 0664): chmod 644 it`],
+    [0o646, `Trusted keys file ${publicPath} is writable by others (mode 0646): chmod 644 it`],
+  ];
+  for (const [mode, message] of cases) {
+    await t.step(`mode ${mode.toString(8)}`, async () => {
+      await Deno.chmod(publicPath, mode);
+      await assert.rejects(readTrustedKeys(publicPath), keyFileError(message));
+    });
+  }
+  await t.step("mode 0644 and 0444 are fine", async () => {
+    for (const mode of [0o644, 0o444]) {
+      await Deno.chmod(publicPath, mode);
+      assert.equal((await readTrustedKeys(publicPath)).length, 1);
+    }
+  });
 });
 
 Deno.test("readIdentity() explains a missing or malformed private key", async (t) => {
@@ -125,6 +151,20 @@ Deno.test("readIdentity() explains a missing or malformed private key", async (t
   await t.step("a public key where the private key belongs", async () => {
     const identity = await generateIdentity();
     await write(formatPublicKey(publicIdentity(identity)) + "\n");
+    await assert.rejects(
+      readIdentity(path),
+      keyFileError(
+        `Private key ${path} is a public key (an id.pub): give the private key, DIR/id, made by keygen beside it`,
+      ),
+    );
+  });
+  await t.step("a public key of mode 0644: its format is named, not its mode", async () => {
+    await Deno.chmod(path, 0o644);
+    await assert.rejects(readIdentity(path), keyFileError(/ is a public key \(an id\.pub\)/));
+    await Deno.chmod(path, 0o600);
+  });
+  await t.step("something else entirely", async () => {
+    await write("ssh-ed25519 AAAA user@host\n");
     await assert.rejects(
       readIdentity(path),
       keyFileError(

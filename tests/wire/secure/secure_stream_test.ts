@@ -12,6 +12,7 @@ import {
   SecureChannelError,
   type SecureStream,
 } from "../../../wire/secure/secure_stream.ts";
+import { appendMac1 } from "../../../wire/secure/mac1.ts";
 import { closeQuietly, drain, memoryPair, type Tamper } from "./_pipes.ts";
 
 const IDS: KeyPair = await generateKeyPair();
@@ -167,19 +168,19 @@ Deno.test("a modified handshake message 1 is rejected and answered with silence"
   assert.equal(agent.status, "rejected");
   channelError(
     "handshake_failed",
-    "Handshake message 1 failed authentication: the peer pinned another key for this side, uses another protocol version, or the message was modified",
+    "Handshake message 1 has a wrong MAC: the peer does not know this side's public key, speaks another protocol version, or the message was modified",
   )(agent.reason);
   assert.equal(ids.status, "rejected");
   channelError("handshake_failed", /closed the connection without answering/)(ids.reason);
 });
 
-Deno.test("the two sides must use the same prologue", async () => {
+Deno.test("the two sides must use the same prologue (an IDS of protocol 1 fails)", async () => {
   const [client, server] = memoryPair();
   const [ids, agent] = await Promise.allSettled([
     initiateSecure(client, {
       staticKey: IDS,
       remoteStatic: AGENT.publicKey,
-      prologue: text("ebpfmonitor/2"),
+      prologue: text("ebpfmonitor/1"),
     }),
     acceptSecure(server, { staticKey: AGENT, isTrusted: () => true }),
   ]);
@@ -260,7 +261,7 @@ Deno.test("the agent closes without sending anything to an untrusted IDS key", a
     staticKeyPair: INTRUDER,
     remoteStatic: AGENT.publicKey,
   });
-  await clientConn.write(prefixed(await intruder.writeMessage()));
+  await clientConn.write(prefixed(appendMac1(await intruder.writeMessage(), AGENT.publicKey)));
   await assert.rejects(
     acceptSecure(serverConn, { staticKey: AGENT, isTrusted: sameKey(IDS.publicKey) }),
     (error: unknown) => {
@@ -289,7 +290,31 @@ Deno.test("the IDS fails clearly when the agent does not hold the pinned key", a
     "Handshake failed: the peer closed the connection without answering: it does not hold the pinned key or does not trust this key",
   )(ids.reason);
   assert.equal(agent.status, "rejected");
-  channelError("handshake_failed", /^Handshake message 1 failed authentication/)(agent.reason);
+  channelError(
+    "handshake_failed",
+    "Handshake message 1 has a wrong MAC: the peer does not know this side's public key, speaks another protocol version, or the message was modified",
+  )(agent.reason);
+});
+
+Deno.test("the agent checks message 1's MAC before any Diffie-Hellman, and then the handshake", async (t) => {
+  await t.step("garbage: a wrong MAC", async () => {
+    const [client, server] = memoryPair();
+    const accepting = acceptSecure(server, { staticKey: AGENT, isTrusted: () => true });
+    await client.write(prefixed(new Uint8Array(124).fill(9)));
+    await assert.rejects(
+      accepting,
+      channelError("handshake_failed", /^Handshake message 1 has a wrong MAC/),
+    );
+  });
+  await t.step("garbage under a right MAC: the handshake fails", async () => {
+    const [client, server] = memoryPair();
+    const accepting = acceptSecure(server, { staticKey: AGENT, isTrusted: () => true });
+    await client.write(prefixed(appendMac1(new Uint8Array(108).fill(9), AGENT.publicKey)));
+    await assert.rejects(
+      accepting,
+      channelError("handshake_failed", /^Handshake message 1 failed authentication/),
+    );
+  });
 });
 
 Deno.test("the handshake has a deadline", async () => {
@@ -311,7 +336,7 @@ Deno.test("the agent reads nothing past handshake message 1 before the handshake
     staticKeyPair: IDS,
     remoteStatic: AGENT.publicKey,
   });
-  const message1 = prefixed(await handshake.writeMessage());
+  const message1 = prefixed(appendMac1(await handshake.writeMessage(), AGENT.publicKey));
   // Message 1 and a forged "transport" message in one write: the agent must take only message 1
   // for the handshake, and treat the rest as transport data, which fails authentication.
   const forged = prefixed(new Uint8Array(30).fill(0xee));
