@@ -6,9 +6,12 @@
  *
  * @module
  */
+import { printable } from "./printable.ts";
 import { AgentClient, type TrafficStats } from "./client/agent_client.ts";
 import { type BackoffOptions, DEFAULT_BACKOFF, withBackoff } from "./client/backoff.ts";
 import type { ClientSecurity } from "./client/channel.ts";
+import { Budget } from "./client/budget.ts";
+import { DEFAULT_GUEST_LIMITS, type GuestLimits } from "./limits.ts";
 import { AgentPageSource } from "./memory/agent_pages.ts";
 import { ALL, bulkWalk } from "./memory/bulk.ts";
 import { planWalk } from "./memory/fields.ts";
@@ -101,6 +104,8 @@ export class Guest {
   readonly client: AgentClient;
   /** The guest kernel's profile. */
   readonly profile: KernelProfile;
+  /** The bounds on what this guest's agent may make the IDS do. */
+  readonly limits: GuestLimits;
   readonly #programs: ProgramSet;
   /** The views' capture plans for this kernel (for `fields` mode). */
   readonly #plans: GuestPlans;
@@ -111,31 +116,41 @@ export class Guest {
     client: AgentClient,
     profile: KernelProfile,
     plans: GuestPlans,
+    limits: GuestLimits,
   ) {
     this.client = client;
     this.profile = profile;
+    this.limits = limits;
     this.#programs = new ProgramSet(client);
     this.#plans = plans;
   }
 
   /**
    * Connects to the agent at `url` (retrying with backoff while it cannot be
-   * reached) and builds the profile of its kernel.
+   * reached) and builds the profile of its kernel. The budget (see
+   * {@linkcode Guest.startBudget}) starts once connected: the profile and
+   * whatever the command does next share its deadline.
    */
   static async open(
     url: string,
     security: ClientSecurity,
     backoff: BackoffOptions = DEFAULT_BACKOFF,
+    limits: GuestLimits = DEFAULT_GUEST_LIMITS,
+    signal?: AbortSignal,
   ): Promise<Guest> {
     const client = await withBackoff(() => AgentClient.connect(url, security), backoff);
+    client.budget = new Budget(limits, signal);
     try {
       const info = await client.kernelInfo();
       if (info.btf_bytes === 0) {
         throw new Error(
-          `Guest kernel ${info.release} has no BTF (/sys/kernel/btf/vmlinux): ebpfmonitor needs CONFIG_DEBUG_INFO_BTF=y`,
+          `Guest kernel ${
+            printable(info.release)
+          } has no BTF (/sys/kernel/btf/vmlinux): ebpfmonitor needs CONFIG_DEBUG_INFO_BTF=y`,
         );
       }
-      const [btf, kallsyms] = [await client.btf(), await client.kallsyms()];
+      const btf = await client.btf(limits.maxBtfBytes);
+      const kallsyms = await client.kallsyms(limits.maxKallsymsBytes, limits.maxKallsymsLines);
       const profile = new KernelProfile({
         release: info.release,
         btf: Btf.parse(btf),
@@ -146,7 +161,7 @@ export class Guest {
         tasks: await taskCapturePlan(profile),
         modules: await moduleCapturePlan(profile),
         sockets: await socketCapturePlan(profile),
-      });
+      }, limits);
       await guest.#programs.preload([
         "read_page",
         "read_pages",
@@ -173,7 +188,17 @@ export class Guest {
       new PageCache(this.profile.pageSize),
       new AgentPageSource(this.#programs),
       new RangeCache(this.profile.pageSize),
+      this.client.budget,
     );
+  }
+
+  /**
+   * Starts a new budget for a command or a check: its deadline (by default
+   * the limits') counts from now and bounds every request and every view;
+   * aborting `signal` ends the work at its next step.
+   */
+  startBudget(deadlineMs = this.limits.deadlineMs, signal?: AbortSignal): void {
+    this.client.budget = new Budget({ ...this.limits, deadlineMs }, signal);
   }
 
   /**
@@ -188,6 +213,7 @@ export class Guest {
     const before = this.client.stats;
     for (let attempt = 1;; attempt++) {
       try {
+        this.client.budget.startAcquisition();
         const { items, mem } = await body();
         return { items, cost: costSince(before, this.client.stats, mem.misses), memory: mem };
       } catch (error) {
@@ -205,8 +231,10 @@ export class Guest {
     return this.#measure(async () => {
       const mem = this.memory();
       let start = this.profile.initTask;
-      // The list's anchor (init_task, pid 0) is walked but not listed: one more.
-      const walkLimit = limit === undefined ? ALL : limit + 1;
+      // The list's anchor (init_task, pid 0) is walked but not listed: one more. The walker
+      // is asked for one task past the ceiling, so that a longer list is seen as such.
+      const maxTasks = this.limits.maxTasks;
+      const walkLimit = Math.min(limit === undefined ? ALL : limit + 1, maxTasks + 1);
       if (mode === "bulk") {
         const walk = await bulkWalk(this.#programs, mem.cache, "tasks", start ?? 0n, walkLimit);
         start ??= walk.start;
@@ -220,7 +248,7 @@ export class Guest {
       } else if (start === undefined) {
         start = (await bulkWalk(this.#programs, mem.cache, "tasks", 0n, 0)).start;
       }
-      return { items: await listTasks(mem, this.profile, { start, limit }), mem };
+      return { items: await listTasks(mem, this.profile, { start, limit, maxTasks }), mem };
     });
   }
 
@@ -299,7 +327,7 @@ export class Guest {
   async #findSocketTables(mem: KernelMemory): Promise<SocketTables> {
     const agent = (await bulkWalk(this.#programs, mem.cache, "tasks", 0n, 0)).start;
     const init = await findInit(mem, this.profile, agent);
-    return await findSocketTables(mem, this.profile, init);
+    return await findSocketTables(mem, this.profile, init, this.limits.maxHashBuckets);
   }
 
   /**

@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { printable, terminalSafeJson } from "../printable.ts";
 import type { CheckReport } from "../detect/alert.ts";
 import { loadBaseline, saveBaseline, takeBaseline } from "../detect/baseline.ts";
 import { runChecks, takeSnapshot } from "../detect/check.ts";
@@ -40,10 +41,12 @@ export function reportJson(report: CheckReport): Record<string, unknown> {
 /** The report for a human. */
 export function reportText(report: CheckReport): string {
   const lines = report.alerts.map((a) =>
-    `${a.severity.toUpperCase().padEnd(8)} ${a.detector.padEnd(16)} ${a.summary}\n` +
-    `${" ".repeat(26)}${JSON.stringify(a.evidence)}`
+    `${a.severity.toUpperCase().padEnd(8)} ${a.detector.padEnd(16)} ${printable(a.summary)}\n` +
+    `${" ".repeat(26)}${terminalSafeJson(JSON.stringify(a.evidence))}`
   );
-  for (const s of report.skipped) lines.push(`skipped  ${s.detector.padEnd(16)} ${s.reason}`);
+  for (const s of report.skipped) {
+    lines.push(`skipped  ${s.detector.padEnd(16)} ${printable(s.reason)}`);
+  }
   lines.push(
     `${report.alerts.length} alert(s); ran ${report.ran.join(", ")}; ` +
       `${report.cost.roundTrips} round trips, ${report.cost.bytes} bytes, ` +
@@ -76,7 +79,11 @@ export async function check(options: CheckCommandOptions): Promise<number> {
       return 0;
     }
     const report = await runChecks(guest, { policy, baseline }, { mode: options.fetch });
-    console.log(options.json ? JSON.stringify(reportJson(report), null, 2) : reportText(report));
+    console.log(
+      options.json
+        ? terminalSafeJson(JSON.stringify(reportJson(report), null, 2))
+        : reportText(report),
+    );
     return report.alerts.length === 0 ? 0 : 1;
   });
 }

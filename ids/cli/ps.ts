@@ -3,6 +3,7 @@
  *
  * @module
  */
+import { terminalSafeJson } from "../printable.ts";
 import type { FetchMode } from "../guest.ts";
 import { processJson, processTable } from "./format.ts";
 import { type ConnectOptions, withGuest } from "./session.ts";
@@ -22,7 +23,9 @@ export function ps(options: PsOptions): Promise<number> {
   return withGuest(options, async (guest) => {
     const { items } = await guest.processes(options.fetch, options.limit);
     console.log(
-      options.json ? JSON.stringify(items.map(processJson), null, 2) : processTable(items),
+      options.json
+        ? terminalSafeJson(JSON.stringify(items.map(processJson), null, 2))
+        : processTable(items),
     );
     return 0;
   });

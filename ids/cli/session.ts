@@ -5,7 +5,10 @@
  * @module
  */
 import type { ClientSecurity } from "../client/channel.ts";
+import { DEFAULT_BACKOFF } from "../client/backoff.ts";
 import { Guest } from "../guest.ts";
+import { type GuestLimits, parseLimits } from "../limits.ts";
+import { InvalidArgumentError, Option } from "commander";
 import { type LocalAgent, startLocalAgent } from "../local_agent.ts";
 import { readIdentity, readPublicKey } from "../../wire/secure/keys.ts";
 
@@ -19,6 +22,25 @@ export interface ConnectOptions {
   agentKey?: string;
   /** Plaintext, unauthenticated channel. */
   insecure?: boolean;
+  /** Budgets and ceilings on what the agent may make the IDS do (default DEFAULT_GUEST_LIMITS). */
+  limits?: GuestLimits;
+}
+
+/**
+ * The `--limits name=value,...` option: budgets and ceilings on what the agent
+ * may make the IDS do (ids/limits.ts), e.g. `deadline=30s,max_tasks=200000`.
+ */
+export function limitsOption(): Option {
+  return new Option(
+    "--limits <list>",
+    "budgets: deadline=2m,max_bytes,max_records,max_tasks,max_hash_buckets,max_kallsyms_bytes,...",
+  ).argParser((text) => {
+    try {
+      return parseLimits(text);
+    } catch (error) {
+      throw new InvalidArgumentError((error as Error).message);
+    }
+  });
 }
 
 /** Reads the keys the options name. */
@@ -46,7 +68,12 @@ export async function withGuest<T>(
     ? await startLocalAgent({ insecure: options.insecure })
     : undefined;
   try {
-    const guest = await Guest.open(options.connect ?? local!.url, security ?? local!.security);
+    const guest = await Guest.open(
+      options.connect ?? local!.url,
+      security ?? local!.security,
+      DEFAULT_BACKOFF,
+      options.limits,
+    );
     try {
       return await body(guest, local);
     } finally {

@@ -15,6 +15,8 @@ import type { AttestBody, HelloBody, KernelInfo, LoadBody, RunSummary } from "..
 import { concatBytes } from "../../wire/bytes.ts";
 import { signObject } from "../../wire/secure/sign.ts";
 import { type ClientSecurity, openChannel } from "./channel.ts";
+import { type Budget, HostileAnswer, unlimitedBudget } from "./budget.ts";
+import { printable } from "../printable.ts";
 
 export type { HelloBody, KernelInfo, RunSummary };
 
@@ -24,7 +26,7 @@ export class AgentError extends Error {
   readonly code: string;
   /** @param op the operation @param code the agent's code @param message the agent's message */
   constructor(op: string, code: string, message: string) {
-    super(`Agent could not ${op}: ${message}`);
+    super(`Agent could not ${op}: ${printable(message)}`);
     this.name = "AgentError";
     this.code = code;
   }
@@ -75,6 +77,11 @@ export class AgentClient {
 
   /** Bounds on each request. */
   readonly limits: ClientLimits;
+  /**
+   * The budget of the current command or check: its deadline bounds every
+   * request's wait, and every answer's bytes count against it.
+   */
+  budget: Budget = unlimitedBudget();
 
   private constructor(
     conn: FramedConnection,
@@ -138,23 +145,38 @@ export class AgentClient {
    * Sends one request and waits for its answer (chunks, then a result). Requests
    * from concurrent callers are queued, so each is one round trip.
    */
-  request<T>(op: string, args: Record<string, unknown> = {}): Promise<Streamed<T>> {
-    const next = this.#queue.then(() => this.#exchange<T>(op, args));
+  request<T>(
+    op: string,
+    args: Record<string, unknown> = {},
+    maxBytes = this.limits.maxResponseBytes,
+  ): Promise<Streamed<T>> {
+    const next = this.#queue.then(() => this.#exchange<T>(op, args, maxBytes));
     this.#queue = next.catch(() => {});
     return next;
   }
 
-  async #exchange<T>(op: string, args: Record<string, unknown>): Promise<Streamed<T>> {
+  async #exchange<T>(
+    op: string,
+    args: Record<string, unknown>,
+    maxBytes: number,
+  ): Promise<Streamed<T>> {
     const id = this.#nextId++;
+    const budget = this.budget;
+    budget.check();
     // A stuck or hostile agent must not hang the IDS, nor grow its memory without bound:
     // past the deadline or the size, the connection is closed and the request fails.
+    const waitMs = Math.min(this.limits.timeoutMs, Math.ceil(budget.remainingMs) + 1);
     let timedOut = false;
     const timer = setTimeout(() => {
       timedOut = true;
       this.#conn.close();
-    }, this.limits.timeoutMs);
+    }, waitMs);
     try {
-      return await this.#answer<T>(op, id, args, () => timedOut);
+      return await this.#answer<T>(op, id, args, maxBytes, () => timedOut);
+    } catch (error) {
+      if (error instanceof AgentError && error.code === "timeout") budget.check();
+      if (!(error instanceof AgentError)) this.#conn.close();
+      throw error;
     } finally {
       clearTimeout(timer);
     }
@@ -164,6 +186,7 @@ export class AgentClient {
     op: string,
     id: number,
     args: Record<string, unknown>,
+    maxBytes: number,
     timedOut: () => boolean,
   ): Promise<Streamed<T>> {
     await this.#conn.send(requestMessage(id, op, args));
@@ -189,15 +212,13 @@ export class AgentClient {
           throw new AgentError(op, "malformed", `chunk ${message.seq} arrived out of order`);
         }
         bytes += message.data.byteLength;
-        if (bytes > this.limits.maxResponseBytes) {
+        if (bytes > maxBytes) {
           this.#conn.close();
-          throw new AgentError(
-            op,
-            "too_large",
-            `the answer exceeds ${this.limits.maxResponseBytes} bytes`,
-          );
+          throw new AgentError(op, "too_large", `the answer exceeds ${maxBytes} bytes`);
         }
+        this.budget.spendBytes(message.data.byteLength);
         chunks.push(message.data);
+        await this.budget.pace();
       } else if (message.type === "result") {
         this.#roundTrips++;
         return { chunks, body: message.body as T };
@@ -217,14 +238,43 @@ export class AgentClient {
     return (await this.request<KernelInfo>("kernel_info")).body;
   }
 
-  /** The raw BTF of the guest kernel (/sys/kernel/btf/vmlinux). */
-  async btf(): Promise<Uint8Array> {
-    return concatBytes(...(await this.request("btf")).chunks);
+  /** The raw BTF of the guest kernel (/sys/kernel/btf/vmlinux), at most `maxBytes`. */
+  async btf(maxBytes = this.limits.maxResponseBytes): Promise<Uint8Array> {
+    return concatBytes(...(await this.#bounded("btf", "BTF", maxBytes)).chunks);
   }
 
-  /** The guest's /proc/kallsyms text. */
-  async kallsyms(): Promise<string> {
-    return new TextDecoder().decode(concatBytes(...(await this.request("kallsyms")).chunks));
+  /**
+   * The guest's /proc/kallsyms text, at most `maxBytes` and `maxLines` lines
+   * (counted before the text is decoded).
+   */
+  async kallsyms(
+    maxBytes = this.limits.maxResponseBytes,
+    maxLines = Number.MAX_SAFE_INTEGER,
+  ): Promise<string> {
+    const bytes = concatBytes(...(await this.#bounded("kallsyms", "kallsyms", maxBytes)).chunks);
+    let lines = 0;
+    for (let at = bytes.indexOf(10); at >= 0; at = bytes.indexOf(10, at + 1)) {
+      if (++lines > maxLines) {
+        throw new HostileAnswer(
+          "max_kallsyms_lines",
+          `the guest's kallsyms has more than ${maxLines} lines`,
+        );
+      }
+    }
+    return new TextDecoder().decode(bytes);
+  }
+
+  /** A request whose answer larger than `maxBytes` is a hostile answer. */
+  async #bounded(op: string, what: string, maxBytes: number): Promise<Streamed<unknown>> {
+    try {
+      return await this.request(op, {}, maxBytes);
+    } catch (error) {
+      if (error instanceof AgentError && error.code === "too_large") {
+        const limit = op === "btf" ? "max_btf_bytes" : "max_kallsyms_bytes";
+        throw new HostileAnswer(limit, `the guest's ${what} is larger than ${maxBytes} bytes`);
+      }
+      throw error;
+    }
   }
 
   /**
