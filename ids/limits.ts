@@ -29,9 +29,9 @@ export interface GuestLimits extends AcquisitionLimits {
 /** The defaults (see docs/security.md for the measurements behind them). */
 export const DEFAULT_GUEST_LIMITS: Readonly<GuestLimits> = {
   deadlineMs: 120_000,
-  maxBytes: 256 << 20,
-  maxRecords: 1_000_000,
-  maxTasks: 100_000,
+  maxBytes: 512 << 20,
+  maxRecords: 500_000,
+  maxTasks: 50_000,
   maxHashBuckets: 1 << 22,
   maxKallsymsBytes: 64 << 20,
   maxKallsymsLines: 1_000_000,

@@ -19,6 +19,9 @@
 // deno-lint-ignore no-control-regex -- matching control characters is the point
 const UNSAFE = /[\u0000-\u001f\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g;
 
+/** What JSON.stringify leaves raw in strings (it escapes C0 controls itself; its own whitespace stays). */
+const UNSAFE_IN_JSON = /[\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g;
+
 /** `text` with every control, separator and bidi override shown as `\xNN` or `\uNNNN`. */
 export function printable(text: string): string {
   return text.replace(UNSAFE, (c) => {
@@ -36,7 +39,7 @@ export function printable(text: string): string {
  */
 export function terminalSafeJson(json: string): string {
   return json.replace(
-    UNSAFE,
+    UNSAFE_IN_JSON,
     (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`,
   );
 }

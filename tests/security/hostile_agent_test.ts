@@ -1,0 +1,298 @@
+// The IDS against a hostile agent (issue 15): a lying agent holding the agent's key proxies
+// to a real agent here and rewrites its answers (tests/security/_hostile.ts). Each lie ends
+// in a clear error naming the limit (`ids ps`, `ids sockets`: exit 2) or the `hostile_agent`
+// alert (`ids check`: exit 1), with the IDS's peak memory under a ceiling. Needs root (the
+// real agent loads eBPF programs into this machine's kernel).
+import assert from "node:assert/strict";
+import { Guest } from "../../ids/guest.ts";
+import { IS_ROOT } from "../_helpers/agent.ts";
+import {
+  drip,
+  floodRecords,
+  hugeKallsyms,
+  type Lie,
+  LyingAgent,
+  patchU32,
+  RssSampler,
+  TRUTH,
+} from "./_hostile.ts";
+import { CliProcess, makeKeys, startAgent, type TestAgent } from "./_support.ts";
+
+/** The IDS's peak RSS must stay under this in every case (measured peaks: docs/security.md). */
+const RSS_CEILING = 1536 << 20;
+
+/** Where the real agent's `inet_hashinfo` masks of the initial network namespace are. */
+async function hashMasks(agent: TestAgent): Promise<{ lhash2: bigint; ehash: bigint }> {
+  const guest = await Guest.open(agent.url, agent.security);
+  try {
+    const l = guest.profile.sockets;
+    assert.ok(l !== undefined, "this kernel's socket tables are known");
+    const init = (await guest.processes("bulk")).items.find((p) => p.pid === 1);
+    assert.ok(init !== undefined);
+    const mem = guest.memory();
+    const nsproxy = await mem.u64(init.addr + BigInt(l.nsproxy.offset));
+    const net = await mem.u64(nsproxy + BigInt(l.net_ns.offset));
+    const deathRow = l.deathRowPointer
+      ? await mem.u64(net + BigInt(l.tcpDeathRow.offset))
+      : net + BigInt(l.tcpDeathRow.offset);
+    const hashinfo = await mem.u64(deathRow + BigInt(l.hashinfo.offset));
+    return {
+      lhash2: hashinfo + BigInt(l.lhash2_mask.offset),
+      ehash: hashinfo + BigInt(l.ehash_mask.offset),
+    };
+  } finally {
+    guest.close();
+  }
+}
+
+interface Ran {
+  code: number;
+  stdout: string;
+  stderr: string;
+  peakRss: number;
+  requests: number;
+}
+
+/** Runs `ids ARGS` against a lying agent in front of `agent`; samples the IDS's RSS. */
+async function idsAgainst(agent: TestAgent, lie: Lie, args: string[]): Promise<Ran> {
+  const liar = new LyingAgent(agent.keys, agent.url, lie);
+  const keys = agent.keys.files;
+  const ids = new CliProcess([
+    "ids",
+    ...args,
+    "--connect",
+    liar.url,
+    "--key",
+    keys.idsKey,
+    "--agent-key",
+    keys.agentPub,
+  ]);
+  const rss = new RssSampler(ids.pid, RSS_CEILING);
+  try {
+    const status = await ids.finished();
+    const peakRss = rss.stop();
+    assert.ok(!rss.killed, `the IDS stayed under ${RSS_CEILING} bytes (peak ${peakRss})`);
+    return {
+      code: status.code,
+      stdout: ids.stdout,
+      stderr: ids.stderr,
+      peakRss,
+      requests: liar.requests,
+    };
+  } finally {
+    rss.stop();
+    await ids.stop();
+    await liar.close();
+  }
+}
+
+/** Runs `body` with a real agent started here for it (and fresh keys). */
+async function withRealAgent(body: (agent: TestAgent) => Promise<void>): Promise<void> {
+  const keys = await makeKeys();
+  const agent = await startAgent({ keys });
+  try {
+    await body(agent);
+  } finally {
+    await agent.stop();
+    await keys.remove();
+  }
+}
+
+/** Logs what a case cost, for docs/security.md. */
+function note(name: string, ran: Ran): void {
+  console.log(`${name}: exit ${ran.code}, peak RSS ${(ran.peakRss / 2 ** 20).toFixed(0)} MiB`);
+}
+
+const root = { ignore: !IS_ROOT, sanitizeResources: false, sanitizeOps: false };
+
+Deno.test({
+  name: "the lying agent tells the truth when told to: ids ps through it exits 0",
+  ...root,
+  fn: () =>
+    withRealAgent(async (agent) => {
+      const ran = await idsAgainst(agent, TRUTH, ["ps"]);
+      note("truth", ran);
+      assert.equal(ran.code, 0, ran.stderr);
+      assert.match(ran.stdout, /^\s*PID\s+PPID/);
+    }),
+});
+
+Deno.test({
+  name: "a listening hash mask patched to 0xffffff ends ids sockets with exit 2 naming the limit",
+  ...root,
+  fn: () =>
+    withRealAgent(async (agent) => {
+      const masks = await hashMasks(agent);
+      const ran = await idsAgainst(agent, patchU32(masks.lhash2, 0x00ff_ffff), ["sockets"]);
+      note("lhash2 mask", ran);
+      assert.equal(ran.code, 2);
+      assert.equal(
+        ran.stderr,
+        "ebpfmonitor: Hostile agent answer (hostile_agent): the tcp listening hash's mask " +
+          "0xffffff makes 16777216 buckets, more than 65536 (limit kernel_hash_size)\n",
+      );
+    }),
+});
+
+Deno.test({
+  name: "an established hash mask patched to 0xfffffff ends ids sockets with exit 2 naming the limit",
+  ...root,
+  fn: () =>
+    withRealAgent(async (agent) => {
+      const masks = await hashMasks(agent);
+      const ran = await idsAgainst(agent, patchU32(masks.ehash, 0x0fff_ffff), ["sockets"]);
+      note("ehash mask", ran);
+      assert.equal(ran.code, 2);
+      assert.equal(
+        ran.stderr,
+        "ebpfmonitor: Hostile agent answer (hostile_agent): the tcp established hash's mask " +
+          "0xfffffff makes 268435456 buckets, more than 4194304 (limit max_hash_buckets)\n",
+      );
+    }),
+});
+
+Deno.test({
+  name: "a mask that is no power of two minus one is refused as a hostile answer",
+  ...root,
+  fn: () =>
+    withRealAgent(async (agent) => {
+      const masks = await hashMasks(agent);
+      const ran = await idsAgainst(agent, patchU32(masks.ehash, 0x1234), ["sockets"]);
+      assert.equal(ran.code, 2);
+      assert.equal(
+        ran.stderr,
+        "ebpfmonitor: Hostile agent answer (hostile_agent): the tcp established hash's mask " +
+          "0x1234 is not a power of two minus one (limit hash_mask)\n",
+      );
+    }),
+});
+
+Deno.test({
+  name: "ids check --json reports a patched mask as a critical hostile_agent alert and exits 1",
+  ...root,
+  fn: () =>
+    withRealAgent(async (agent) => {
+      const masks = await hashMasks(agent);
+      const ran = await idsAgainst(agent, patchU32(masks.ehash, 0x0fff_ffff), ["check", "--json"]);
+      note("check, ehash mask", ran);
+      assert.equal(ran.code, 1, ran.stderr);
+      const report = JSON.parse(ran.stdout);
+      assert.deepEqual(report.alerts, [{
+        detector: "hostile_agent",
+        severity: "critical",
+        summary: "the guest's agent gave an answer no honest guest gives (limit max_hash_buckets)",
+        evidence: {
+          limit: "max_hash_buckets",
+          error: "Hostile agent answer (hostile_agent): the tcp established hash's mask " +
+            "0xfffffff makes 268435456 buckets, more than 4194304 (limit max_hash_buckets)",
+        },
+      }]);
+    }),
+});
+
+Deno.test({
+  name: "a task walk flooded with 3 million tiny records ends ids ps at the record budget",
+  ...root,
+  fn: () =>
+    withRealAgent(async (agent) => {
+      const ran = await idsAgainst(agent, floodRecords("walk_tasks", 3_000_000), ["ps"]);
+      note("record flood (72 MB)", ran);
+      assert.equal(ran.code, 2);
+      assert.equal(
+        ran.stderr,
+        "ebpfmonitor: Hostile agent answer (hostile_agent): the agent sent more than 500000 " +
+          "records for one view (limit max_records)\n",
+      );
+    }),
+});
+
+Deno.test({
+  name: "a task walk flooded with 600 MiB of tiny records ends ids ps at the byte budget",
+  ...root,
+  fn: () =>
+    withRealAgent(async (agent) => {
+      const count = Math.ceil((600 << 20) / 24);
+      const ran = await idsAgainst(agent, floodRecords("walk_tasks", count), ["ps"]);
+      note("record flood (600 MiB)", ran);
+      assert.equal(ran.code, 2);
+      assert.equal(
+        ran.stderr,
+        "ebpfmonitor: Hostile agent answer (hostile_agent): the agent streamed more than " +
+          "536870912 bytes for one view (limit max_bytes)\n",
+      );
+    }),
+});
+
+Deno.test({
+  name: "an agent that drips its answers ends ids ps at the overall deadline, after few requests",
+  ...root,
+  fn: () =>
+    withRealAgent(async (agent) => {
+      // Each answer 1.5 s late (within the client's 2-minute timeout per request): without an
+      // overall deadline ps would wait for all of them (over a dozen requests).
+      const ran = await idsAgainst(agent, drip(1500), ["ps", "--limits", "deadline=4s"]);
+      assert.equal(ran.code, 2);
+      assert.equal(
+        ran.stderr,
+        "ebpfmonitor: Hostile agent answer (hostile_agent): the agent's answers took longer " +
+          "than 4000 ms (limit deadline)\n",
+      );
+      assert.ok(ran.requests <= 5, `${ran.requests} requests before the deadline ended it`);
+    }),
+});
+
+Deno.test({
+  name: "a kallsyms answer of 80 MiB ends ids ps with exit 2 naming the limit",
+  ...root,
+  fn: () =>
+    withRealAgent(async (agent) => {
+      const ran = await idsAgainst(agent, hugeKallsyms(80 << 20), ["ps"]);
+      note("kallsyms 80 MiB", ran);
+      assert.equal(ran.code, 2);
+      assert.equal(
+        ran.stderr,
+        "ebpfmonitor: Hostile agent answer (hostile_agent): the guest's kallsyms is larger " +
+          "than 67108864 bytes (limit max_kallsyms_bytes)\n",
+      );
+    }),
+});
+
+Deno.test({
+  name: "a kallsyms answer of 2 million tiny lines ends ids ps with exit 2 naming the limit",
+  ...root,
+  fn: () =>
+    withRealAgent(async (agent) => {
+      const ran = await idsAgainst(agent, hugeKallsyms(2_000_000 * 21), ["ps"]);
+      note("kallsyms 2M lines", ran);
+      assert.equal(ran.code, 2);
+      assert.equal(
+        ran.stderr,
+        "ebpfmonitor: Hostile agent answer (hostile_agent): the guest's kallsyms has more " +
+          "than 1000000 lines (limit max_kallsyms_lines)\n",
+      );
+    }),
+});
+
+Deno.test({
+  name: "a task list longer than max_tasks ends ids ps with exit 2 naming the limit",
+  ...root,
+  fn: () =>
+    withRealAgent(async (agent) => {
+      for (const mode of ["bulk", "fields", "page"]) {
+        const ran = await idsAgainst(agent, TRUTH, [
+          "ps",
+          "--fetch",
+          mode,
+          "--limits",
+          "max_tasks=20",
+        ]);
+        assert.equal(ran.code, 2, mode);
+        assert.equal(
+          ran.stderr,
+          "ebpfmonitor: Hostile agent answer (hostile_agent): the task list holds more than " +
+            "20 tasks (limit max_tasks)\n",
+          mode,
+        );
+      }
+    }),
+});
