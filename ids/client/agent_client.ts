@@ -64,6 +64,9 @@ export const DEFAULT_CLIENT_LIMITS: ClientLimits = {
   maxResponseBytes: 1 << 30,
 };
 
+/** How long past the budget's deadline a request waits (see `#exchange`), ms. */
+const DEADLINE_GRACE_MS = 50;
+
 /** A connection to one agent. */
 export class AgentClient {
   readonly #conn: FramedConnection;
@@ -164,8 +167,13 @@ export class AgentClient {
     const budget = this.budget;
     budget.check();
     // A stuck or hostile agent must not hang the IDS, nor grow its memory without bound:
-    // past the deadline or the size, the connection is closed and the request fails.
-    const waitMs = Math.min(this.limits.timeoutMs, Math.ceil(budget.remainingMs) + 1);
+    // past the deadline or the size, the connection is closed and the request fails. The
+    // budget's deadline is waited a little past, so that a caller's own timer on the same
+    // deadline (ids watch's) reports it first.
+    const waitMs = Math.min(
+      this.limits.timeoutMs,
+      Math.ceil(budget.remainingMs) + DEADLINE_GRACE_MS,
+    );
     let timedOut = false;
     const timer = setTimeout(() => {
       timedOut = true;

@@ -2,9 +2,10 @@
  * What one command or one check may cost the IDS, whatever the agent answers:
  * an overall deadline, and for each acquisition (one view's snapshot) a cap on
  * the bytes and the records the agent streams. Whoever is root in the guest
- * holds the agent's key and can answer anything; a budget that runs out is
- * evidence of that, reported as a {@linkcode HostileAnswer} (the
- * `hostile_agent` alert), never a hang or an IDS out of memory.
+ * holds the agent's key and can answer anything; a byte or record budget that
+ * runs out is evidence of that, reported as a {@linkcode HostileAnswer} (the
+ * `hostile_agent` alert), a deadline that passes as {@linkcode DeadlinePassed};
+ * never a hang or an IDS out of memory.
  *
  * Work that runs on data already received (decoding records, walking cached
  * memory) calls {@linkcode Budget.pace} as it goes: that checks the deadline
@@ -31,6 +32,19 @@ export class HostileAnswer extends Error {
     super(`Hostile agent answer (${HOSTILE_AGENT}): ${detail} (limit ${limit})`);
     this.name = "HostileAnswer";
     this.limit = limit;
+  }
+}
+
+/**
+ * A command or check ran past its deadline. Not evidence of a lie by itself
+ * (an agent may be slow, or gone), so it is an error, not a
+ * {@linkcode HostileAnswer}: `ids watch` reports it as a failed check.
+ */
+export class DeadlinePassed extends Error {
+  /** @param ms the deadline */
+  constructor(ms: number) {
+    super(`The deadline of ${ms} ms passed before the agent's answers were done (limit deadline)`);
+    this.name = "DeadlinePassed";
   }
 }
 
@@ -94,12 +108,7 @@ export class Budget {
   /** Throws when the deadline has passed or the work was stopped. */
   check(): void {
     if (this.#signal?.aborted) throw new Error("Stopped");
-    if (performance.now() > this.#deadlineAt) {
-      throw new HostileAnswer(
-        "deadline",
-        `the agent's answers took longer than ${this.limits.deadlineMs} ms`,
-      );
-    }
+    if (performance.now() > this.#deadlineAt) throw new DeadlinePassed(this.limits.deadlineMs);
   }
 
   /** Counts `n` bytes streamed by the agent. */
