@@ -71,7 +71,7 @@ export function parseLimits(
       limits.deadlineMs = parseDuration(value);
       continue;
     }
-    const n = Number(value.trim());
+    const n = /^\d+$/.test(value.trim()) ? Number(value.trim()) : NaN;
     if (!Number.isSafeInteger(n) || n <= 0) {
       throw new Error(`Invalid limit ${name.trim()}="${value}": expected a positive integer`);
     }
