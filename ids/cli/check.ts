@@ -6,9 +6,11 @@
  */
 import { printable, terminalSafeJson } from "../printable.ts";
 import type { CheckReport } from "../detect/alert.ts";
-import { loadBaseline, saveBaseline, takeBaseline } from "../detect/baseline.ts";
+import { type Baseline, loadBaseline, saveBaseline, takeBaseline } from "../detect/baseline.ts";
 import { runChecks, takeSnapshot } from "../detect/check.ts";
-import { DEFAULT_POLICY, loadPolicy } from "../detect/policy.ts";
+import { DEFAULT_POLICY, loadPolicy, type Policy } from "../detect/policy.ts";
+import { HostileAnswer } from "../client/budget.ts";
+import { hostileAgentReport } from "../detect/hostile_agent.ts";
 import type { FetchMode } from "../guest.ts";
 import { type ConnectOptions, withGuest } from "./session.ts";
 
@@ -61,7 +63,31 @@ export async function check(options: CheckCommandOptions): Promise<number> {
   const baseline = options.baseline === undefined
     ? undefined
     : await loadBaseline(options.baseline);
-  return await withGuest(options, async (guest) => {
+  const started = performance.now();
+  const print = (report: CheckReport) =>
+    console.log(
+      options.json
+        ? terminalSafeJson(JSON.stringify(reportJson(report), null, 2))
+        : reportText(report),
+    );
+  try {
+    return await checkGuest(options, policy, baseline, print);
+  } catch (error) {
+    // A lie met while the guest's profile is built (a huge kallsyms, say) is an alert too.
+    if (!(error instanceof HostileAnswer)) throw error;
+    const none = { roundTrips: 0, bytes: 0, misses: 0 };
+    print(hostileAgentReport(error, none, performance.now() - started));
+    return 1;
+  }
+}
+
+function checkGuest(
+  options: CheckCommandOptions,
+  policy: Policy,
+  baseline: Baseline | undefined,
+  print: (report: CheckReport) => void,
+): Promise<number> {
+  return withGuest(options, async (guest) => {
     if (options.saveBaseline !== undefined) {
       const snapshot = await takeSnapshot(guest, options.fetch);
       const saved = takeBaseline(
@@ -79,11 +105,7 @@ export async function check(options: CheckCommandOptions): Promise<number> {
       return 0;
     }
     const report = await runChecks(guest, { policy, baseline }, { mode: options.fetch });
-    console.log(
-      options.json
-        ? terminalSafeJson(JSON.stringify(reportJson(report), null, 2))
-        : reportText(report),
-    );
+    print(report);
     return report.alerts.length === 0 ? 0 : 1;
   });
 }

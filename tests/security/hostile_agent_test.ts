@@ -297,3 +297,19 @@ Deno.test({
       }
     }),
 });
+
+Deno.test({
+  name: "ids check --json reports a huge kallsyms as a hostile_agent alert and exits 1",
+  ...root,
+  fn: () =>
+    withRealAgent(async (agent) => {
+      const ran = await idsAgainst(agent, hugeKallsyms(80 << 20), ["check", "--json"]);
+      assert.equal(ran.code, 1, ran.stderr);
+      const report = JSON.parse(ran.stdout);
+      assert.deepEqual(report.alerts.map((a: { detector: string }) => a.detector), [
+        "hostile_agent",
+      ]);
+      assert.equal(report.alerts[0].evidence.limit, "max_kallsyms_bytes");
+      assert.deepEqual(report.ran, []);
+    }),
+});
