@@ -117,56 +117,101 @@ Deno.test({
     }),
 });
 
-Deno.test({
-  name: "a listening hash mask patched to 0xffffff ends ids sockets with exit 2 naming the limit",
-  ...root,
-  fn: () =>
-    withRealAgent(async (agent) => {
-      const masks = await hashMasks(agent);
-      const ran = await idsAgainst(agent, patchU32(masks.lhash2, 0x00ff_ffff), ["sockets"]);
-      note("lhash2 mask", ran);
-      assert.equal(ran.code, 2);
-      assert.equal(
-        ran.stderr,
-        "ebpfmonitor: Hostile agent answer (hostile_agent): the tcp listening hash's mask " +
-          "0xffffff makes 16777216 buckets, more than 65536 (limit kernel_hash_size)\n",
-      );
-    }),
-});
+/** `Hostile agent answer (hostile_agent): DETAIL (limit LIMIT)` as `ids` prints it. */
+function hostileLine(detail: string, limit: string): string {
+  return `ebpfmonitor: Hostile agent answer (hostile_agent): ${detail} (limit ${limit})\n`;
+}
 
-Deno.test({
-  name:
-    "an established hash mask patched to 0xfffffff ends ids sockets with exit 2 naming the limit",
-  ...root,
-  fn: () =>
-    withRealAgent(async (agent) => {
-      const masks = await hashMasks(agent);
-      const ran = await idsAgainst(agent, patchU32(masks.ehash, 0x0fff_ffff), ["sockets"]);
-      note("ehash mask", ran);
-      assert.equal(ran.code, 2);
-      assert.equal(
-        ran.stderr,
-        "ebpfmonitor: Hostile agent answer (hostile_agent): the tcp established hash's mask " +
-          "0xfffffff makes 268435456 buckets, more than 4194304 (limit max_hash_buckets)\n",
-      );
-    }),
-});
+/** A lie that ends an `ids` command with exit 2 and exactly `stderr`. */
+interface RefusedCase {
+  name: string;
+  lie: (agent: TestAgent) => Promise<Lie>;
+  args: string[];
+  stderr: string;
+  /** At most this many requests reach the agent (bounded work), when set. */
+  maxRequests?: number;
+}
 
-Deno.test({
-  name: "a mask that is no power of two minus one is refused as a hostile answer",
-  ...root,
-  fn: () =>
-    withRealAgent(async (agent) => {
-      const masks = await hashMasks(agent);
-      const ran = await idsAgainst(agent, patchU32(masks.ehash, 0x1234), ["sockets"]);
-      assert.equal(ran.code, 2);
-      assert.equal(
-        ran.stderr,
-        "ebpfmonitor: Hostile agent answer (hostile_agent): the tcp established hash's mask " +
-          "0x1234 is not a power of two minus one (limit hash_mask)\n",
-      );
-    }),
-});
+const REFUSED: RefusedCase[] = [
+  {
+    name: "a listening hash mask patched to 0xffffff (ids sockets)",
+    lie: async (agent) => patchU32((await hashMasks(agent)).lhash2, 0x00ff_ffff),
+    args: ["sockets"],
+    stderr: hostileLine(
+      "the tcp listening hash's mask 0xffffff makes 16777216 buckets, more than 65536",
+      "kernel_hash_size",
+    ),
+  },
+  {
+    name: "an established hash mask patched to 0xfffffff (ids sockets)",
+    lie: async (agent) => patchU32((await hashMasks(agent)).ehash, 0x0fff_ffff),
+    args: ["sockets"],
+    stderr: hostileLine(
+      "the tcp established hash's mask 0xfffffff makes 268435456 buckets, more than 4194304",
+      "max_hash_buckets",
+    ),
+  },
+  {
+    name: "an established hash mask that is no power of two minus one (ids sockets --fetch page)",
+    lie: async (agent) => patchU32((await hashMasks(agent)).ehash, 0x1234),
+    args: ["sockets", "--fetch", "page"],
+    stderr: hostileLine(
+      "the tcp established hash's mask 0x1234 is not a power of two minus one",
+      "hash_mask",
+    ),
+  },
+  {
+    name: "a task walk with 3 million tiny records added (72 MB, ids ps)",
+    lie: () => Promise.resolve(floodRecords("walk_tasks", 3_000_000)),
+    args: ["ps"],
+    stderr: hostileLine("the agent sent more than 500000 records for one view", "max_records"),
+  },
+  {
+    name: "a task walk with 600 MiB of tiny records added (ids ps)",
+    lie: () => Promise.resolve(floodRecords("walk_tasks", Math.ceil((600 << 20) / 24))),
+    args: ["ps"],
+    stderr: hostileLine("the agent streamed more than 536870912 bytes for one view", "max_bytes"),
+  },
+  {
+    name: "a kallsyms of 80 MiB (ids ps)",
+    lie: () => Promise.resolve(hugeKallsyms(80 << 20)),
+    args: ["ps"],
+    stderr: hostileLine("the guest's kallsyms is larger than 67108864 bytes", "max_kallsyms_bytes"),
+  },
+  {
+    name: "a kallsyms of 2 million tiny lines (ids ps)",
+    lie: () => Promise.resolve(hugeKallsyms(2_000_000 * 21)),
+    args: ["ps"],
+    stderr: hostileLine("the guest's kallsyms has more than 1000000 lines", "max_kallsyms_lines"),
+  },
+  {
+    // Each answer 1.5 s late (within the client's 2-minute timeout per request): without an
+    // overall deadline ps would wait for all of them (over a dozen requests).
+    name: "every answer dripped 1.5 s late, with a deadline of 4 s (ids ps)",
+    lie: () => Promise.resolve(drip(1500)),
+    args: ["ps", "--limits", "deadline=4s"],
+    stderr: "ebpfmonitor: The deadline of 4000 ms passed before the agent's answers were done " +
+      "(limit deadline)\n",
+    maxRequests: 5,
+  },
+];
+
+for (const refused of REFUSED) {
+  Deno.test({
+    name: `a lying agent is refused with exit 2 naming the limit: ${refused.name}`,
+    ...root,
+    fn: () =>
+      withRealAgent(async (agent) => {
+        const ran = await idsAgainst(agent, await refused.lie(agent), refused.args);
+        note(refused.name, ran);
+        assert.equal(ran.code, 2, ran.stderr);
+        assert.equal(ran.stderr, refused.stderr);
+        if (refused.maxRequests !== undefined) {
+          assert.ok(ran.requests <= refused.maxRequests, `${ran.requests} requests`);
+        }
+      }),
+  });
+}
 
 Deno.test({
   name: "ids check --json reports a patched mask as a critical hostile_agent alert and exits 1",
@@ -188,89 +233,6 @@ Deno.test({
             "0xfffffff makes 268435456 buckets, more than 4194304 (limit max_hash_buckets)",
         },
       }]);
-    }),
-});
-
-Deno.test({
-  name: "a task walk flooded with 3 million tiny records ends ids ps at the record budget",
-  ...root,
-  fn: () =>
-    withRealAgent(async (agent) => {
-      const ran = await idsAgainst(agent, floodRecords("walk_tasks", 3_000_000), ["ps"]);
-      note("record flood (72 MB)", ran);
-      assert.equal(ran.code, 2);
-      assert.equal(
-        ran.stderr,
-        "ebpfmonitor: Hostile agent answer (hostile_agent): the agent sent more than 500000 " +
-          "records for one view (limit max_records)\n",
-      );
-    }),
-});
-
-Deno.test({
-  name: "a task walk flooded with 600 MiB of tiny records ends ids ps at the byte budget",
-  ...root,
-  fn: () =>
-    withRealAgent(async (agent) => {
-      const count = Math.ceil((600 << 20) / 24);
-      const ran = await idsAgainst(agent, floodRecords("walk_tasks", count), ["ps"]);
-      note("record flood (600 MiB)", ran);
-      assert.equal(ran.code, 2);
-      assert.equal(
-        ran.stderr,
-        "ebpfmonitor: Hostile agent answer (hostile_agent): the agent streamed more than " +
-          "536870912 bytes for one view (limit max_bytes)\n",
-      );
-    }),
-});
-
-Deno.test({
-  name: "an agent that drips its answers ends ids ps at the overall deadline, after few requests",
-  ...root,
-  fn: () =>
-    withRealAgent(async (agent) => {
-      // Each answer 1.5 s late (within the client's 2-minute timeout per request): without an
-      // overall deadline ps would wait for all of them (over a dozen requests).
-      const ran = await idsAgainst(agent, drip(1500), ["ps", "--limits", "deadline=4s"]);
-      assert.equal(ran.code, 2);
-      assert.equal(
-        ran.stderr,
-        "ebpfmonitor: The deadline of 4000 ms passed before the agent's answers were done " +
-          "(limit deadline)\n",
-      );
-      assert.ok(ran.requests <= 5, `${ran.requests} requests before the deadline ended it`);
-    }),
-});
-
-Deno.test({
-  name: "a kallsyms answer of 80 MiB ends ids ps with exit 2 naming the limit",
-  ...root,
-  fn: () =>
-    withRealAgent(async (agent) => {
-      const ran = await idsAgainst(agent, hugeKallsyms(80 << 20), ["ps"]);
-      note("kallsyms 80 MiB", ran);
-      assert.equal(ran.code, 2);
-      assert.equal(
-        ran.stderr,
-        "ebpfmonitor: Hostile agent answer (hostile_agent): the guest's kallsyms is larger " +
-          "than 67108864 bytes (limit max_kallsyms_bytes)\n",
-      );
-    }),
-});
-
-Deno.test({
-  name: "a kallsyms answer of 2 million tiny lines ends ids ps with exit 2 naming the limit",
-  ...root,
-  fn: () =>
-    withRealAgent(async (agent) => {
-      const ran = await idsAgainst(agent, hugeKallsyms(2_000_000 * 21), ["ps"]);
-      note("kallsyms 2M lines", ran);
-      assert.equal(ran.code, 2);
-      assert.equal(
-        ran.stderr,
-        "ebpfmonitor: Hostile agent answer (hostile_agent): the guest's kallsyms has more " +
-          "than 1000000 lines (limit max_kallsyms_lines)\n",
-      );
     }),
 });
 
