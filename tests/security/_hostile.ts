@@ -26,6 +26,8 @@ export interface Asked {
   op: string;
   /** For `run` and `load`: the program's name. */
   program?: string;
+  /** For `run`: the program's parameters. */
+  params?: Uint8Array;
 }
 
 /**
@@ -74,7 +76,10 @@ export class LyingAgent {
         this.requests++;
         const asked: Asked = { op: request.op };
         if (request.op === "load") asked.program = String(request.args.name);
-        if (request.op === "run") asked.program = programs.get(Number(request.args.handle));
+        if (request.op === "run") {
+          asked.program = programs.get(Number(request.args.handle));
+          asked.params = request.args.params as Uint8Array;
+        }
         await agent.send(request);
         const answer: Message[] = [];
         for (;;) {
@@ -187,6 +192,90 @@ export function hugeKallsyms(bytes: number): Lie {
       }
       yield answer[answer.length - 1]!;
     })();
+  };
+}
+
+/** The members of `task_struct` the endless list rewrites (from the guest's profile). */
+export interface TaskMembers {
+  /** `sizeof(struct task_struct)`. */
+  size: number;
+  /** Offsets of `tasks` (its `next` first), `pid` and `tgid`. */
+  tasks: number;
+  pid: number;
+  tgid: number;
+}
+
+/** Where the fabricated tasks live: kernel addresses no page of this machine's kernel uses. */
+const FAKE_TASKS = 0xffff_c9ff_0000_0000n;
+const PAGE = 4096;
+
+/**
+ * A task list that never ends: the start task's `tasks.next` is patched (in every page the agent
+ * returns that holds it) to a fabricated task, whose page reads the lie answers with copies of the
+ * start task's pages, each fabricated task with its own pid and a `tasks.next` to the next one.
+ * Every task is distinct, so only a bound on the list's length (or the deadline) ends the walk.
+ * For the `page` and `bulk` fetch modes (whose memory is pages).
+ */
+export function endlessTasks(t: TaskMembers): Lie {
+  const seen = new Map<bigint, Uint8Array>();
+  const stride = BigInt(Math.ceil(t.size / PAGE) * PAGE);
+  let start: bigint | undefined;
+  const u64 = (value: bigint) => {
+    const bytes = new Uint8Array(8);
+    new DataView(bytes.buffer).setBigUint64(0, value, true);
+    return bytes;
+  };
+  const real = (addr: bigint): number => {
+    const page = addr - addr % BigInt(PAGE);
+    return seen.get(page)?.[Number(addr - page)] ?? 0;
+  };
+  const fakePage = (page: bigint): Uint8Array => {
+    const index = (page - FAKE_TASKS) / stride;
+    const base = FAKE_TASKS + index * stride;
+    const bytes = new Uint8Array(PAGE);
+    for (let i = 0; i < PAGE; i++) bytes[i] = real(start! + (page - base) + BigInt(i));
+    const put = (offset: number, value: Uint8Array) => {
+      const at = Number(base + BigInt(offset) - page);
+      if (at >= 0 && at + value.byteLength <= PAGE) bytes.set(value, at);
+    };
+    put(t.tasks, u64(base + stride + BigInt(t.tasks)));
+    const pid = new Uint8Array(4);
+    new DataView(pid.buffer).setInt32(0, 1_000_000 + Number(index), true);
+    put(t.pid, pid);
+    put(t.tgid, pid);
+    return bytes;
+  };
+  return (asked, answer) => {
+    if (asked.op !== "run") return answer;
+    if (asked.program === "read_page" && asked.params !== undefined) {
+      const page = new DataView(asked.params.buffer, asked.params.byteOffset).getBigUint64(0, true);
+      if (page >= FAKE_TASKS && page < FAKE_TASKS + (1n << 40n) && start !== undefined) {
+        const data = new Uint8Array(RECORD_HEADER_BYTES + PAGE);
+        const view = new DataView(data.buffer);
+        view.setUint32(0, 1, true); // RecordKind.Page
+        view.setUint32(4, PAGE, true);
+        view.setBigUint64(8, page, true);
+        data.set(fakePage(page), RECORD_HEADER_BYTES);
+        return [{ type: "chunk", id: 0, seq: 0, data }, answer[answer.length - 1]!];
+      }
+    }
+    for (const message of answer) {
+      if (message.type !== "chunk") continue;
+      const view = new DataView(message.data.buffer, message.data.byteOffset);
+      for (let at = 0; at + RECORD_HEADER_BYTES <= message.data.byteLength;) {
+        const kind = view.getUint32(at, true);
+        const len = view.getUint32(at + 4, true);
+        const addr = view.getBigUint64(at + 8, true);
+        if (kind === 2 && view.getBigInt64(at + 16, true) === 1n) start ??= addr; // ADDR, START
+        if (kind === 1 && len === PAGE) {
+          const payload = at + RECORD_HEADER_BYTES;
+          seen.set(addr, message.data.slice(payload, payload + len));
+        }
+        at += RECORD_HEADER_BYTES + len;
+      }
+    }
+    if (start === undefined) return answer;
+    return patchRecords(answer, start + BigInt(t.tasks), u64(FAKE_TASKS + BigInt(t.tasks)));
   };
 }
 

@@ -8,18 +8,31 @@ import { Guest } from "../../ids/guest.ts";
 import { IS_ROOT } from "../_helpers/agent.ts";
 import {
   drip,
+  endlessTasks,
   floodRecords,
   hugeKallsyms,
   type Lie,
   LyingAgent,
   patchU32,
   RssSampler,
+  type TaskMembers,
   TRUTH,
 } from "./_hostile.ts";
 import { CliProcess, makeKeys, startAgent, type TestAgent } from "./_support.ts";
 
 /** The IDS's peak RSS must stay under this in every case (measured peaks: docs/security.md). */
 const RSS_CEILING = 1536 << 20;
+
+/** The members of `task_struct` the endless-list lie rewrites, from the real agent's profile. */
+async function taskMembers(agent: TestAgent): Promise<TaskMembers> {
+  const guest = await Guest.open(agent.url, agent.security);
+  try {
+    const t = guest.profile.tasks;
+    return { size: t.size, tasks: t.tasks.offset, pid: t.pid.offset, tgid: t.tgid.offset };
+  } finally {
+    guest.close();
+  }
+}
 
 /** Where the real agent's `inet_hashinfo` masks of the initial network namespace are. */
 async function hashMasks(agent: TestAgent): Promise<{ lhash2: bigint; ehash: bigint }> {
@@ -183,6 +196,25 @@ const REFUSED: RefusedCase[] = [
     lie: () => Promise.resolve(hugeKallsyms(2_000_000 * 21)),
     args: ["ps"],
     stderr: hostileLine("the guest's kallsyms has more than 1000000 lines", "max_kallsyms_lines"),
+  },
+  {
+    name: "an endless task list of distinct fabricated tasks (ids ps --fetch page)",
+    lie: async (agent) => endlessTasks(await taskMembers(agent)),
+    args: ["ps", "--fetch", "page", "--limits", "max_tasks=1000"],
+    stderr: hostileLine("the task list holds more than 1000 tasks", "max_tasks"),
+  },
+  {
+    name: "an endless task list of distinct fabricated tasks (ids ps, bulk)",
+    lie: async (agent) => endlessTasks(await taskMembers(agent)),
+    args: ["ps", "--limits", "max_tasks=1000"],
+    stderr: hostileLine("the task list holds more than 1000 tasks", "max_tasks"),
+  },
+  {
+    name: "an endless task list against the default max_tasks, with a deadline of 5 s (ids ps)",
+    lie: async (agent) => endlessTasks(await taskMembers(agent)),
+    args: ["ps", "--limits", "deadline=5s"],
+    stderr: "ebpfmonitor: The deadline of 5000 ms passed before the agent's answers were done " +
+      "(limit deadline)\n",
   },
   {
     // Each answer 1.5 s late (within the client's 2-minute timeout per request): without an
