@@ -98,7 +98,9 @@ function checkGuest(
       );
       await saveBaseline(options.saveBaseline, saved);
       console.error(
-        `baseline of ${saved.release} written to ${options.saveBaseline}: ${saved.modules.length} modules, ` +
+        `baseline of ${
+          printable(saved.release)
+        } written to ${options.saveBaseline}: ${saved.modules.length} modules, ` +
           `${saved.root_processes.length} root process names, ` +
           `${saved.listening?.length ?? "no"} listening sockets`,
       );

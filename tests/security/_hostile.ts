@@ -18,7 +18,9 @@ import { openChannel } from "../../ids/client/channel.ts";
 import { FramedConnection } from "../../wire/connection.ts";
 import { chunkMessage, type Message } from "../../wire/protocol.ts";
 import type { SecureStream } from "../../wire/secure/secure_stream.ts";
-import { FakeAgent, type KeySet, sleep } from "./_support.ts";
+import { Guest } from "../../ids/guest.ts";
+import { FakeAgent, type KeySet, sleep, type TestAgent } from "./_support.ts";
+import assert from "node:assert/strict";
 
 /** What the IDS asked, as the lie sees it. */
 export interface Asked {
@@ -277,6 +279,41 @@ export function endlessTasks(t: TaskMembers): Lie {
     if (start === undefined) return answer;
     return patchRecords(answer, start + BigInt(t.tasks), u64(FAKE_TASKS + BigInt(t.tasks)));
   };
+}
+
+/** The members of `task_struct` the endless-list lie rewrites, from the real agent's profile. */
+export async function taskMembers(agent: TestAgent): Promise<TaskMembers> {
+  const guest = await Guest.open(agent.url, agent.security);
+  try {
+    const t = guest.profile.tasks;
+    return { size: t.size, tasks: t.tasks.offset, pid: t.pid.offset, tgid: t.tgid.offset };
+  } finally {
+    guest.close();
+  }
+}
+
+/** Where the real agent's `inet_hashinfo` masks of the initial network namespace are. */
+export async function hashMasks(agent: TestAgent): Promise<{ lhash2: bigint; ehash: bigint }> {
+  const guest = await Guest.open(agent.url, agent.security);
+  try {
+    const l = guest.profile.sockets;
+    assert.ok(l !== undefined, "this kernel's socket tables are known");
+    const init = (await guest.processes("bulk")).items.find((p) => p.pid === 1);
+    assert.ok(init !== undefined);
+    const mem = guest.memory();
+    const nsproxy = await mem.u64(init.addr + BigInt(l.nsproxy.offset));
+    const net = await mem.u64(nsproxy + BigInt(l.net_ns.offset));
+    const deathRow = l.deathRowPointer
+      ? await mem.u64(net + BigInt(l.tcpDeathRow.offset))
+      : net + BigInt(l.tcpDeathRow.offset);
+    const hashinfo = await mem.u64(deathRow + BigInt(l.hashinfo.offset));
+    return {
+      lhash2: hashinfo + BigInt(l.lhash2_mask.offset),
+      ehash: hashinfo + BigInt(l.ehash_mask.offset),
+    };
+  } finally {
+    guest.close();
+  }
 }
 
 /** Several lies in turn. */

@@ -4,59 +4,24 @@
 // alert (`ids check`: exit 1), with the IDS's peak memory under a ceiling. Needs root (the
 // real agent loads eBPF programs into this machine's kernel).
 import assert from "node:assert/strict";
-import { Guest } from "../../ids/guest.ts";
 import { IS_ROOT } from "../_helpers/agent.ts";
 import {
   drip,
   endlessTasks,
   floodRecords,
+  hashMasks,
   hugeKallsyms,
   type Lie,
   LyingAgent,
   patchU32,
   RssSampler,
-  type TaskMembers,
+  taskMembers,
   TRUTH,
 } from "./_hostile.ts";
 import { CliProcess, makeKeys, startAgent, type TestAgent } from "./_support.ts";
 
 /** The IDS's peak RSS must stay under this in every case (measured peaks: docs/security.md). */
 const RSS_CEILING = 1536 << 20;
-
-/** The members of `task_struct` the endless-list lie rewrites, from the real agent's profile. */
-async function taskMembers(agent: TestAgent): Promise<TaskMembers> {
-  const guest = await Guest.open(agent.url, agent.security);
-  try {
-    const t = guest.profile.tasks;
-    return { size: t.size, tasks: t.tasks.offset, pid: t.pid.offset, tgid: t.tgid.offset };
-  } finally {
-    guest.close();
-  }
-}
-
-/** Where the real agent's `inet_hashinfo` masks of the initial network namespace are. */
-async function hashMasks(agent: TestAgent): Promise<{ lhash2: bigint; ehash: bigint }> {
-  const guest = await Guest.open(agent.url, agent.security);
-  try {
-    const l = guest.profile.sockets;
-    assert.ok(l !== undefined, "this kernel's socket tables are known");
-    const init = (await guest.processes("bulk")).items.find((p) => p.pid === 1);
-    assert.ok(init !== undefined);
-    const mem = guest.memory();
-    const nsproxy = await mem.u64(init.addr + BigInt(l.nsproxy.offset));
-    const net = await mem.u64(nsproxy + BigInt(l.net_ns.offset));
-    const deathRow = l.deathRowPointer
-      ? await mem.u64(net + BigInt(l.tcpDeathRow.offset))
-      : net + BigInt(l.tcpDeathRow.offset);
-    const hashinfo = await mem.u64(deathRow + BigInt(l.hashinfo.offset));
-    return {
-      lhash2: hashinfo + BigInt(l.lhash2_mask.offset),
-      ehash: hashinfo + BigInt(l.ehash_mask.offset),
-    };
-  } finally {
-    guest.close();
-  }
-}
 
 interface Ran {
   code: number;

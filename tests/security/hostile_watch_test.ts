@@ -5,8 +5,16 @@
 import assert from "node:assert/strict";
 import { IS_ROOT } from "../_helpers/agent.ts";
 import { type AlertLine, parseLines, scrape, startWatch, vmCounts } from "../_helpers/watch.ts";
-import { drip, floodRecords, type Lie, LyingAgent, RssSampler } from "./_hostile.ts";
-import { deadline, makeKeys, sleep, startAgent } from "./_support.ts";
+import {
+  drip,
+  floodRecords,
+  hashMasks,
+  type Lie,
+  LyingAgent,
+  patchU32,
+  RssSampler,
+} from "./_hostile.ts";
+import { deadline, makeKeys, sleep, startAgent, type TestAgent } from "./_support.ts";
 
 /** The IDS's peak RSS must stay under this (measured peaks: docs/security.md). */
 const RSS_CEILING = 1536 << 20;
@@ -18,13 +26,13 @@ const HONEST_CHECKS = 8;
  * HONEST_CHECKS good checks and the hostile one its first alert of `detector`.
  */
 async function watchWithLiar(
-  lie: Lie,
+  lie: (agent: TestAgent) => Promise<Lie>,
   hostileTimeout: string,
   detector: string,
 ): Promise<AlertLine[]> {
   const keys = await makeKeys();
   const agent = await startAgent({ keys });
-  const liar = new LyingAgent(keys, agent.url, lie);
+  const liar = new LyingAgent(keys, agent.url, await lie(agent));
   const dir = await Deno.makeTempDir({ prefix: "ebpfmonitor-hostile-watch-" });
   const vm = (name: string, url: string, timeout: string) => ({
     name,
@@ -94,7 +102,8 @@ Deno.test({
   sanitizeResources: false,
   sanitizeOps: false,
   fn: async () => {
-    const lines = await watchWithLiar(floodRecords("walk_tasks", 3_000_000), "5s", "hostile_agent");
+    const flood = () => Promise.resolve(floodRecords("walk_tasks", 3_000_000));
+    const lines = await watchWithLiar(flood, "5s", "hostile_agent");
     assert.equal(lines[0]!.evidence.limit, "max_records");
   },
 });
@@ -107,7 +116,20 @@ Deno.test({
   sanitizeOps: false,
   fn: async () => {
     // Each answer 700 ms late: connecting alone takes longer than the 3 s deadline.
-    const lines = await watchWithLiar(drip(700), "3s", "agent_unreachable");
+    const lines = await watchWithLiar(() => Promise.resolve(drip(700)), "3s", "agent_unreachable");
     assert.match(String(lines[0]!.evidence.error), /did not finish within 3000 ms/);
+  },
+});
+
+Deno.test({
+  name:
+    "ids watch: a guest with a patched listening hash mask is alerted on while the honest guest keeps its schedule",
+  ignore: !IS_ROOT,
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: async () => {
+    const mask = async (agent: TestAgent) => patchU32((await hashMasks(agent)).lhash2, 0x00ff_ffff);
+    const lines = await watchWithLiar(mask, "5s", "hostile_agent");
+    assert.equal(lines[0]!.evidence.limit, "kernel_hash_size");
   },
 });
