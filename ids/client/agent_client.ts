@@ -50,6 +50,17 @@ export interface Streamed<T> {
   body: T;
 }
 
+/** How one request's answer is taken. */
+export interface RequestOptions {
+  /** Most bytes of its streamed chunks (default: the client's `maxResponseBytes`). */
+  maxBytes?: number;
+  /**
+   * Takes each chunk as it arrives instead of collecting it (the answer's `chunks` is then
+   * empty); a throw ends the request and closes the connection.
+   */
+  onChunk?: (data: Uint8Array) => Promise<void> | void;
+}
+
 /** Bounds on each request, so that a stuck or hostile agent cannot hang or exhaust the IDS. */
 export interface ClientLimits {
   /** Longest wait for a whole answer, ms. */
@@ -151,9 +162,9 @@ export class AgentClient {
   request<T>(
     op: string,
     args: Record<string, unknown> = {},
-    maxBytes = this.limits.maxResponseBytes,
+    options: RequestOptions = {},
   ): Promise<Streamed<T>> {
-    const next = this.#queue.then(() => this.#exchange<T>(op, args, maxBytes));
+    const next = this.#queue.then(() => this.#exchange<T>(op, args, options));
     this.#queue = next.catch(() => {});
     return next;
   }
@@ -161,7 +172,7 @@ export class AgentClient {
   async #exchange<T>(
     op: string,
     args: Record<string, unknown>,
-    maxBytes: number,
+    options: RequestOptions,
   ): Promise<Streamed<T>> {
     const id = this.#nextId++;
     const budget = this.budget;
@@ -180,7 +191,7 @@ export class AgentClient {
       this.#conn.close();
     }, waitMs);
     try {
-      return await this.#answer<T>(op, id, args, maxBytes, () => timedOut);
+      return await this.#answer<T>(op, id, args, options, () => timedOut);
     } catch (error) {
       if (error instanceof AgentError && error.code === "timeout") budget.check();
       if (!(error instanceof AgentError)) this.#conn.close();
@@ -194,12 +205,14 @@ export class AgentClient {
     op: string,
     id: number,
     args: Record<string, unknown>,
-    maxBytes: number,
+    options: RequestOptions,
     timedOut: () => boolean,
   ): Promise<Streamed<T>> {
+    const maxBytes = options.maxBytes ?? this.limits.maxResponseBytes;
     await this.#conn.send(requestMessage(id, op, args));
     const chunks: Uint8Array[] = [];
     let bytes = 0;
+    let seq = 0;
     for (;;) {
       const message: Message | null = await this.#conn.receive();
       if (message === null) {
@@ -216,7 +229,7 @@ export class AgentClient {
         throw new AgentError(op, "malformed", `answer for request ${message.id}, not ${id}`);
       }
       if (message.type === "chunk") {
-        if (message.seq !== chunks.length) {
+        if (message.seq !== seq++) {
           throw new AgentError(op, "malformed", `chunk ${message.seq} arrived out of order`);
         }
         bytes += message.data.byteLength;
@@ -225,7 +238,8 @@ export class AgentClient {
           throw new AgentError(op, "too_large", `the answer exceeds ${maxBytes} bytes`);
         }
         this.budget.spendBytes(message.data.byteLength);
-        chunks.push(message.data);
+        if (options.onChunk === undefined) chunks.push(message.data);
+        else await options.onChunk(message.data);
         await this.budget.pace();
       } else if (message.type === "result") {
         this.#roundTrips++;
@@ -275,7 +289,7 @@ export class AgentClient {
   /** A request whose answer larger than `maxBytes` is a hostile answer. */
   async #bounded(op: string, what: string, maxBytes: number): Promise<Streamed<unknown>> {
     try {
-      return await this.request(op, {}, maxBytes);
+      return await this.request(op, {}, { maxBytes });
     } catch (error) {
       if (error instanceof AgentError && error.code === "too_large") {
         const limit = op === "btf" ? "max_btf_bytes" : "max_kallsyms_bytes";
@@ -297,9 +311,16 @@ export class AgentClient {
     return answer.body.handle;
   }
 
-  /** Runs a loaded program with `params`; returns the record chunks and the summary. */
-  run(handle: number, params: Uint8Array): Promise<Streamed<RunSummary>> {
-    return this.request<RunSummary>("run", { handle, params });
+  /**
+   * Runs a loaded program with `params`; returns the record chunks and the summary (or, with
+   * `onChunk`, hands each chunk to it as it arrives).
+   */
+  run(
+    handle: number,
+    params: Uint8Array,
+    onChunk?: (data: Uint8Array) => Promise<void> | void,
+  ): Promise<Streamed<RunSummary>> {
+    return this.request<RunSummary>("run", { handle, params }, onChunk ? { onChunk } : {});
   }
 
   /** Asks for an SEV-SNP attestation report binding the agent's key to `nonce`. */

@@ -76,18 +76,18 @@ export class ProgramSet {
 
   /** Runs `name` with `params` and returns its records, in order. */
   async run(name: ProgramName, params: Uint8Array): Promise<BpfRecord[]> {
-    const answer = await this.#client.run(await this.handle(name), params);
-    // Every record counts against the acquisition's budget as it is decoded, and decoding
-    // yields to the event loop as it goes: a flood of tiny records ends at the budget.
+    // Chunks are decoded as they arrive, every record counted against the acquisition's
+    // budget, yielding to the event loop as it goes: a flood of tiny records ends at the
+    // budget, before the rest of it is received.
     const budget = this.#client.budget;
     const records: BpfRecord[] = [];
-    for (const chunk of answer.chunks) {
+    await this.#client.run(await this.handle(name), params, async (chunk) => {
       for (const record of decodeRecords(chunk)) {
         budget.spendRecords(1);
         records.push(record);
         await budget.pace();
       }
-    }
+    });
     return records;
   }
 }

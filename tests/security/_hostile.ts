@@ -145,29 +145,37 @@ export function patchU32(addr: bigint, value: number): Lie {
   return (asked, answer) => asked.op === "run" ? patchRecords(answer, addr, bytes) : answer;
 }
 
-/** `count` tiny records (ADDR records with a tag no walker uses), in chunks. */
-function* tinyRecords(count: number): Generator<Message> {
-  const perChunk = Math.floor(CHUNK_BYTES / RECORD_HEADER_BYTES);
+/**
+ * `count` records (ADDR records with a tag no walker uses, each with `payload` bytes of
+ * payload), in chunks.
+ */
+function* extraRecords(count: number, payload: number): Generator<Message> {
+  const size = RECORD_HEADER_BYTES + payload;
+  const perChunk = Math.max(1, Math.floor(CHUNK_BYTES / size));
   for (let sent = 0; sent < count; sent += perChunk) {
     const n = Math.min(perChunk, count - sent);
-    const data = new Uint8Array(n * RECORD_HEADER_BYTES);
+    const data = new Uint8Array(n * size);
     const view = new DataView(data.buffer);
     for (let i = 0; i < n; i++) {
-      view.setUint32(i * RECORD_HEADER_BYTES, 2, true); // RecordKind.Addr
-      view.setBigUint64(i * RECORD_HEADER_BYTES + 8, 0xffff_8880_0000_0000n + BigInt(sent + i));
-      view.setBigInt64(i * RECORD_HEADER_BYTES + 16, 99n, true);
+      view.setUint32(i * size, 2, true); // RecordKind.Addr
+      view.setUint32(i * size + 4, payload, true);
+      view.setBigUint64(i * size + 8, 0xffff_8880_0000_0000n + BigInt(sent + i), true);
+      view.setBigInt64(i * size + 16, 99n, true);
     }
     yield { type: "chunk", id: 0, seq: 0, data };
   }
 }
 
-/** Adds `count` tiny records to every answer of `program`, before its result. */
-export function floodRecords(program: string, count: number): Lie {
+/**
+ * Adds `count` records (tiny, or with `payload` bytes each) to every answer of `program`,
+ * before its result.
+ */
+export function floodRecords(program: string, count: number, payload = 0): Lie {
   return (asked, answer) => {
     if (asked.op !== "run" || asked.program !== program) return answer;
     return (function* () {
       yield* answer.slice(0, -1);
-      yield* tinyRecords(count);
+      yield* extraRecords(count, payload);
       yield answer[answer.length - 1]!;
     })();
   };

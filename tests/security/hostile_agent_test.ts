@@ -148,6 +148,12 @@ const REFUSED: RefusedCase[] = [
     name: "a task walk with 600 MiB of tiny records added (ids ps)",
     lie: () => Promise.resolve(floodRecords("walk_tasks", Math.ceil((600 << 20) / 24))),
     args: ["ps"],
+    stderr: hostileLine("the agent sent more than 500000 records for one view", "max_records"),
+  },
+  {
+    name: "a task walk with 600 MiB of 64 KiB records added (ids ps)",
+    lie: () => Promise.resolve(floodRecords("walk_tasks", 9600, 64 << 10)),
+    args: ["ps"],
     stderr: hostileLine("the agent streamed more than 536870912 bytes for one view", "max_bytes"),
   },
   {
