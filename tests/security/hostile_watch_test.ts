@@ -9,6 +9,7 @@ import {
   drip,
   floodRecords,
   hashMasks,
+  hugeKallsyms,
   type Lie,
   LyingAgent,
   patchU32,
@@ -131,5 +132,21 @@ Deno.test({
     const mask = async (agent: TestAgent) => patchU32((await hashMasks(agent)).lhash2, 0x00ff_ffff);
     const lines = await watchWithLiar(mask, "5s", "hostile_agent");
     assert.equal(lines[0]!.evidence.limit, "kernel_hash_size");
+  },
+});
+
+Deno.test({
+  name:
+    "ids watch: a guest answering a huge kallsyms when connected to is alerted on, the honest guest keeps its schedule",
+  ignore: !IS_ROOT,
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: async () => {
+    const lines = await watchWithLiar(
+      () => Promise.resolve(hugeKallsyms(80 << 20)),
+      "5s",
+      "hostile_agent",
+    );
+    assert.equal(lines[0]!.evidence.limit, "max_kallsyms_bytes");
   },
 });
