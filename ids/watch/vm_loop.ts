@@ -8,11 +8,12 @@
  * - Connecting (the profile: BTF, kallsyms, program loads) and each check have
  *   a deadline (`timeoutMs`); past it the connection is dropped and the check
  *   has failed.
- * - The deadline is enforced inside the check too (ids/client/budget.ts): a
- *   hostile agent's answer is processed in slices that yield to the event
- *   loop, and ends at the deadline or at its byte and record budget with the
- *   `hostile_agent` alert; the connection is then dropped. Other VMs' checks,
- *   the metrics endpoint and the signals keep running meanwhile.
+ * - The deadline is enforced inside the check too (ids/client/budget.ts): an
+ *   agent's answer is processed in slices that yield to the event loop, and
+ *   the work stops at the deadline instead of running on in the background.
+ *   Other VMs' checks, the metrics endpoint and the signals keep running
+ *   meanwhile. An answer past the byte or record budget, or a size the kernel
+ *   cannot have, is the `hostile_agent` alert, and the connection is dropped.
  * - A failed check (agent unreachable, connection lost, deadline passed, check
  *   error) drops the connection; the next try connects again after a backoff:
  *   the interval, doubled after each further failure, at most 8 intervals (and
