@@ -96,57 +96,60 @@ async function watchWithLiar(
   }
 }
 
-Deno.test({
-  name:
-    "ids watch: a guest flooding its task walk is alerted on while the honest guest keeps its schedule",
-  ignore: !IS_ROOT,
-  sanitizeResources: false,
-  sanitizeOps: false,
-  fn: async () => {
-    const flood = () => Promise.resolve(floodRecords("walk_tasks", 3_000_000));
-    const lines = await watchWithLiar(flood, "5s", "hostile_agent");
-    assert.equal(lines[0]!.evidence.limit, "max_records");
-  },
-});
+/** A hostile guest for the watch, and what its line must say. */
+interface WatchCase {
+  name: string;
+  lie: (agent: TestAgent) => Promise<Lie>;
+  /** The hostile VM's `timeout`. */
+  timeout: string;
+  /** The detector of its first line. */
+  detector: string;
+  /** What that line's evidence holds: the limit (`hostile_agent`) or the error. */
+  evidence: { limit: string } | { error: RegExp };
+}
 
-Deno.test({
-  name:
-    "ids watch: a guest dripping its answers past its deadline is reported while the honest guest keeps its schedule",
-  ignore: !IS_ROOT,
-  sanitizeResources: false,
-  sanitizeOps: false,
-  fn: async () => {
+const CASES: WatchCase[] = [
+  {
+    name: "a guest flooding its task walk with 3 million tiny records",
+    lie: () => Promise.resolve(floodRecords("walk_tasks", 3_000_000)),
+    timeout: "5s",
+    detector: "hostile_agent",
+    evidence: { limit: "max_records" },
+  },
+  {
+    name: "a guest with a patched listening hash mask",
+    lie: async (agent) => patchU32((await hashMasks(agent)).lhash2, 0x00ff_ffff),
+    timeout: "5s",
+    detector: "hostile_agent",
+    evidence: { limit: "kernel_hash_size" },
+  },
+  {
+    name: "a guest answering a huge kallsyms when connected to",
+    lie: () => Promise.resolve(hugeKallsyms(80 << 20)),
+    timeout: "5s",
+    detector: "hostile_agent",
+    evidence: { limit: "max_kallsyms_bytes" },
+  },
+  {
     // Each answer 700 ms late: connecting alone takes longer than the 3 s deadline.
-    const lines = await watchWithLiar(() => Promise.resolve(drip(700)), "3s", "agent_unreachable");
-    assert.match(String(lines[0]!.evidence.error), /did not finish within 3000 ms/);
+    name: "a guest dripping its answers past its deadline",
+    lie: () => Promise.resolve(drip(700)),
+    timeout: "3s",
+    detector: "agent_unreachable",
+    evidence: { error: /did not finish within 3000 ms/ },
   },
-});
+];
 
-Deno.test({
-  name:
-    "ids watch: a guest with a patched listening hash mask is alerted on while the honest guest keeps its schedule",
-  ignore: !IS_ROOT,
-  sanitizeResources: false,
-  sanitizeOps: false,
-  fn: async () => {
-    const mask = async (agent: TestAgent) => patchU32((await hashMasks(agent)).lhash2, 0x00ff_ffff);
-    const lines = await watchWithLiar(mask, "5s", "hostile_agent");
-    assert.equal(lines[0]!.evidence.limit, "kernel_hash_size");
-  },
-});
-
-Deno.test({
-  name:
-    "ids watch: a guest answering a huge kallsyms when connected to is alerted on, the honest guest keeps its schedule",
-  ignore: !IS_ROOT,
-  sanitizeResources: false,
-  sanitizeOps: false,
-  fn: async () => {
-    const lines = await watchWithLiar(
-      () => Promise.resolve(hugeKallsyms(80 << 20)),
-      "5s",
-      "hostile_agent",
-    );
-    assert.equal(lines[0]!.evidence.limit, "max_kallsyms_bytes");
-  },
-});
+for (const c of CASES) {
+  Deno.test({
+    name: `ids watch: ${c.name} is reported (${c.detector}); the honest guest keeps its schedule`,
+    ignore: !IS_ROOT,
+    sanitizeResources: false,
+    sanitizeOps: false,
+    fn: async () => {
+      const [line] = await watchWithLiar(c.lie, c.timeout, c.detector);
+      if ("limit" in c.evidence) assert.equal(line!.evidence.limit, c.evidence.limit);
+      else assert.match(String(line!.evidence.error), c.evidence.error);
+    },
+  });
+}
