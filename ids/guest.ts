@@ -10,7 +10,7 @@ import { printable } from "./printable.ts";
 import { AgentClient, type TrafficStats } from "./client/agent_client.ts";
 import { type BackoffOptions, DEFAULT_BACKOFF, withBackoff } from "./client/backoff.ts";
 import type { ClientSecurity } from "./client/channel.ts";
-import { Budget } from "./client/budget.ts";
+import { Budget, NO_DEADLINE_MS } from "./client/budget.ts";
 import { DEFAULT_GUEST_LIMITS, type GuestLimits } from "./limits.ts";
 import { AgentPageSource } from "./memory/agent_pages.ts";
 import { ALL, bulkWalk } from "./memory/bulk.ts";
@@ -127,9 +127,10 @@ export class Guest {
 
   /**
    * Connects to the agent at `url` (retrying with backoff while it cannot be
-   * reached) and builds the profile of its kernel. The budget (see
-   * {@linkcode Guest.startBudget}) starts once connected: the profile and
-   * whatever the command does next share its deadline.
+   * reached) and builds the profile of its kernel, within `limits` (its
+   * deadline counts from the connection). Afterwards the byte, record and
+   * size limits hold for every acquisition, but no deadline does until the
+   * caller starts one ({@linkcode Guest.startBudget}: a command, a check).
    */
   static async open(
     url: string,
@@ -172,6 +173,7 @@ export class Guest {
       // The sockets' walker is loaded ahead too, but a kernel that refuses it keeps the other
       // views: `sockets` in bulk or fields mode loads it again and reports why it cannot.
       await guest.#programs.preload(["walk_hash"]).catch(() => {});
+      guest.startBudget(NO_DEADLINE_MS, signal);
       return guest;
     } catch (error) {
       client.close();
@@ -194,11 +196,15 @@ export class Guest {
 
   /**
    * Starts a new budget for a command or a check: its deadline (by default
-   * the limits') counts from now and bounds every request and every view;
-   * aborting `signal` ends the work at its next step.
+   * the limits') counts from `startedAt` (default now) and bounds every
+   * request and every view; aborting `signal` ends the work at its next step.
    */
-  startBudget(deadlineMs = this.limits.deadlineMs, signal?: AbortSignal): void {
-    this.client.budget = new Budget({ ...this.limits, deadlineMs }, signal);
+  startBudget(
+    deadlineMs: number = this.limits.deadlineMs,
+    signal?: AbortSignal,
+    startedAt?: number,
+  ): void {
+    this.client.budget = new Budget({ ...this.limits, deadlineMs }, signal, startedAt);
   }
 
   /**

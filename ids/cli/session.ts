@@ -7,7 +7,7 @@
 import type { ClientSecurity } from "../client/channel.ts";
 import { DEFAULT_BACKOFF } from "../client/backoff.ts";
 import { Guest } from "../guest.ts";
-import { type GuestLimits, parseLimits } from "../limits.ts";
+import { DEFAULT_GUEST_LIMITS, type GuestLimits, parseLimits } from "../limits.ts";
 import { InvalidArgumentError, Option } from "commander";
 import { type LocalAgent, startLocalAgent } from "../local_agent.ts";
 import { readIdentity, readPublicKey } from "../../wire/secure/keys.ts";
@@ -57,23 +57,29 @@ export async function clientSecurity(options: ConnectOptions): Promise<ClientSec
 
 /**
  * Runs `body` with the guest at `options.connect` (or a local agent when
- * absent, with fresh keys), then closes all.
+ * absent, with fresh keys), then closes all. The command's deadline (the
+ * limits' `deadline`) bounds connecting, the profile and `body` together,
+ * unless `deadline` is false (`ids bench`, whose length is its point).
  */
 export async function withGuest<T>(
   options: ConnectOptions,
   body: (guest: Guest, local: LocalAgent | undefined) => Promise<T>,
+  { deadline = true }: { deadline?: boolean } = {},
 ): Promise<T> {
   const security = options.connect === undefined ? undefined : await clientSecurity(options);
   const local = options.connect === undefined
     ? await startLocalAgent({ insecure: options.insecure })
     : undefined;
   try {
+    const limits = options.limits ?? DEFAULT_GUEST_LIMITS;
+    const started = performance.now();
     const guest = await Guest.open(
       options.connect ?? local!.url,
       security ?? local!.security,
       DEFAULT_BACKOFF,
-      options.limits,
+      limits,
     );
+    if (deadline) guest.startBudget(limits.deadlineMs, undefined, started);
     try {
       return await body(guest, local);
     } finally {

@@ -75,12 +75,13 @@ export class Budget {
   #sliceStart = performance.now();
 
   /**
-   * @param limits the bounds (the deadline counts from now)
+   * @param limits the bounds
    * @param signal aborting it ends the work at its next paced step
+   * @param startedAt when the deadline started counting (`performance.now()`; default now)
    */
-  constructor(limits: AcquisitionLimits, signal?: AbortSignal) {
+  constructor(limits: AcquisitionLimits, signal?: AbortSignal, startedAt = performance.now()) {
     this.limits = limits;
-    this.#deadlineAt = performance.now() + limits.deadlineMs;
+    this.#deadlineAt = startedAt + limits.deadlineMs;
     this.#signal = signal;
   }
 
@@ -151,10 +152,13 @@ export class Budget {
   }
 }
 
+/** The longest deadline a timer can wait for (about 24.8 days): in effect, none. */
+export const NO_DEADLINE_MS = 2 ** 31 - 1;
+
 /** A budget with no bound that matters (tests and tools that read a trusted source). */
 export function unlimitedBudget(): Budget {
   return new Budget({
-    deadlineMs: 2 ** 31 - 1,
+    deadlineMs: NO_DEADLINE_MS,
     maxBytes: Number.MAX_SAFE_INTEGER,
     maxRecords: Number.MAX_SAFE_INTEGER,
   });

@@ -5,6 +5,9 @@
 // real agent loads eBPF programs into this machine's kernel).
 import assert from "node:assert/strict";
 import { IS_ROOT } from "../_helpers/agent.ts";
+import { Guest } from "../../ids/guest.ts";
+import { DEFAULT_GUEST_LIMITS } from "../../ids/limits.ts";
+import { DeadlinePassed } from "../../ids/client/budget.ts";
 import {
   drip,
   endlessTasks,
@@ -18,7 +21,7 @@ import {
   taskMembers,
   TRUTH,
 } from "./_hostile.ts";
-import { CliProcess, makeKeys, startAgent, type TestAgent } from "./_support.ts";
+import { CliProcess, makeKeys, sleep, startAgent, type TestAgent } from "./_support.ts";
 
 /** The IDS's peak RSS must stay under this in every case (measured peaks: docs/security.md). */
 const RSS_CEILING = 1536 << 20;
@@ -276,5 +279,25 @@ Deno.test({
       ]);
       assert.equal(report.alerts[0].evidence.limit, "max_kallsyms_bytes");
       assert.deepEqual(report.ran, []);
+    }),
+});
+
+Deno.test({
+  name: "Guest.open's deadline bounds opening only; a budget started after it bounds what follows",
+  ...root,
+  fn: () =>
+    withRealAgent(async (agent) => {
+      const limits = { ...DEFAULT_GUEST_LIMITS, deadlineMs: 3000 };
+      const guest = await Guest.open(agent.url, agent.security, undefined, limits);
+      try {
+        await sleep(3500);
+        // A long-lived session (the VM test bed, a library user) keeps working past it.
+        assert.ok((await guest.processes("bulk")).items.length > 0);
+        guest.startBudget(1);
+        await sleep(10);
+        await assert.rejects(guest.processes("bulk"), DeadlinePassed);
+      } finally {
+        guest.close();
+      }
     }),
 });
