@@ -24,6 +24,7 @@ import { attest } from "./ids/cli/attest.ts";
 import { ping } from "./ids/cli/ping.ts";
 import { check } from "./ids/cli/check.ts";
 import { durationOption, watch } from "./ids/cli/watch.ts";
+import { limitsOption } from "./ids/cli/session.ts";
 
 const connectHelp = "agent URL (tcp://host:port or vsock://cid:port); default: start an agent here";
 
@@ -33,7 +34,8 @@ function withConnectOptions(command: Command): Command {
     .option("--connect <url>", connectHelp)
     .option("--key <file>", "the IDS's private key (from keygen: DIR/id)")
     .option("--agent-key <file>", "the agent's public key (its id.pub), pinned")
-    .option("--insecure", "plaintext, unauthenticated channel (test set-ups only)", false);
+    .option("--insecure", "plaintext, unauthenticated channel (test set-ups only)", false)
+    .addOption(limitsOption());
 }
 
 function collect(value: string, previous: string[]): string[] {

@@ -6,9 +6,12 @@
  *
  * @module
  */
+import { printable } from "./printable.ts";
 import { AgentClient, type TrafficStats } from "./client/agent_client.ts";
 import { type BackoffOptions, DEFAULT_BACKOFF, withBackoff } from "./client/backoff.ts";
 import type { ClientSecurity } from "./client/channel.ts";
+import { Budget, NO_DEADLINE_MS } from "./client/budget.ts";
+import { DEFAULT_GUEST_LIMITS, type GuestLimits } from "./limits.ts";
 import { AgentPageSource } from "./memory/agent_pages.ts";
 import { ALL, bulkWalk } from "./memory/bulk.ts";
 import { planWalk } from "./memory/fields.ts";
@@ -97,12 +100,26 @@ interface GuestPlans {
   sockets: GuardedPlan | undefined;
 }
 
+/** How {@linkcode Guest.open} reaches the agent and bounds what it answers. */
+export interface OpenOptions {
+  /** Retries while the agent cannot be reached (default {@linkcode DEFAULT_BACKOFF}). */
+  backoff?: BackoffOptions;
+  /** Budgets and ceilings on the agent's answers (default {@linkcode DEFAULT_GUEST_LIMITS}). */
+  limits?: GuestLimits;
+  /** Ends the opening at its next step when aborted. */
+  signal?: AbortSignal;
+  /** Hears each step (connecting, the profile, the programs), for progress lines. */
+  progress?: (step: string) => void;
+}
+
 /** A guest reached through its agent. */
 export class Guest {
   /** The agent connection. */
   readonly client: AgentClient;
   /** The guest kernel's profile. */
   readonly profile: KernelProfile;
+  /** The bounds on what this guest's agent may make the IDS do. */
+  readonly limits: GuestLimits;
   readonly #programs: ProgramSet;
   /** The views' capture plans for this kernel (for `fields` mode). */
   readonly #plans: GuestPlans;
@@ -113,34 +130,45 @@ export class Guest {
     client: AgentClient,
     profile: KernelProfile,
     plans: GuestPlans,
+    limits: GuestLimits,
   ) {
     this.client = client;
     this.profile = profile;
+    this.limits = limits;
     this.#programs = new ProgramSet(client);
     this.#plans = plans;
   }
 
   /**
    * Connects to the agent at `url` (retrying with backoff while it cannot be
-   * reached) and builds the profile of its kernel; `progress` hears each step.
+   * reached) and builds the profile of its kernel, within `options.limits`
+   * (its deadline counts from the connection); `options.progress` hears each
+   * step. Afterwards the byte, record and size limits hold for every
+   * acquisition, but no deadline does until the caller starts one
+   * ({@linkcode Guest.startBudget}: a command, a check).
    */
   static async open(
     url: string,
     security: ClientSecurity,
-    backoff: BackoffOptions = DEFAULT_BACKOFF,
-    progress: (step: string) => void = () => {},
+    options: OpenOptions = {},
   ): Promise<Guest> {
+    const { backoff = DEFAULT_BACKOFF, limits = DEFAULT_GUEST_LIMITS, signal } = options;
+    const progress = options.progress ?? (() => {});
     progress(`connecting to ${url}`);
     const client = await withBackoff(() => AgentClient.connect(url, security), backoff);
+    client.budget = new Budget(limits, signal);
     try {
       progress("reading the kernel profile (BTF, kallsyms)");
       const info = await client.kernelInfo();
       if (info.btf_bytes === 0) {
         throw new Error(
-          `Guest kernel ${info.release} has no BTF (/sys/kernel/btf/vmlinux): ebpfmonitor needs CONFIG_DEBUG_INFO_BTF=y`,
+          `Guest kernel ${
+            printable(info.release)
+          } has no BTF (/sys/kernel/btf/vmlinux): ebpfmonitor needs CONFIG_DEBUG_INFO_BTF=y`,
         );
       }
-      const [btf, kallsyms] = [await client.btf(), await client.kallsyms()];
+      const btf = await client.btf(limits.maxBtfBytes);
+      const kallsyms = await client.kallsyms(limits.maxKallsymsBytes, limits.maxKallsymsLines);
       const profile = new KernelProfile({
         release: info.release,
         btf: Btf.parse(btf),
@@ -151,7 +179,7 @@ export class Guest {
         tasks: await taskCapturePlan(profile),
         modules: await moduleCapturePlan(profile),
         sockets: await socketCapturePlan(profile),
-      });
+      }, limits);
       progress("loading the eBPF programs");
       await guest.#programs.preload([
         "read_page",
@@ -163,6 +191,7 @@ export class Guest {
       // The sockets' walker is loaded ahead too, but a kernel that refuses it keeps the other
       // views: `sockets` in bulk or fields mode loads it again and reports why it cannot.
       await guest.#programs.preload(["walk_hash"]).catch(() => {});
+      guest.startBudget(NO_DEADLINE_MS, signal);
       return guest;
     } catch (error) {
       client.close();
@@ -179,12 +208,32 @@ export class Guest {
       new PageCache(this.profile.pageSize),
       new AgentPageSource(this.#programs),
       new RangeCache(this.profile.pageSize),
+      this.client.budget,
     );
   }
 
-  /** Takes a snapshot with `body` and measures it: {@linkcode measureSnapshot}. */
+  /**
+   * Starts a new budget for a command or a check: its deadline (by default
+   * the limits') counts from `startedAt` (default now) and bounds every
+   * request and every view; aborting `signal` ends the work at its next step.
+   */
+  startBudget(
+    deadlineMs: number = this.limits.deadlineMs,
+    signal?: AbortSignal,
+    startedAt?: number,
+  ): void {
+    this.client.budget = new Budget({ ...this.limits, deadlineMs }, signal, startedAt);
+  }
+
+  /**
+   * Takes a snapshot with `body` and measures it ({@linkcode measureSnapshot});
+   * each attempt starts the budget's byte and record counts afresh.
+   */
   #measure<T>(body: (mem: KernelMemory) => Promise<T[]>): Promise<Acquired<T>> {
-    return measureSnapshot(() => this.client.stats, () => this.memory(), body);
+    return measureSnapshot(() => this.client.stats, () => {
+      this.client.budget.startAcquisition();
+      return this.memory();
+    }, body);
   }
 
   /**
@@ -195,8 +244,10 @@ export class Guest {
   processes(mode: FetchMode, limit?: number): Promise<Acquired<ProcessInfo>> {
     return this.#measure(async (mem) => {
       let start = this.profile.initTask;
-      // The list's anchor (init_task, pid 0) is walked but not listed: one more.
-      const walkLimit = limit === undefined ? ALL : limit + 1;
+      // The list's anchor (init_task, pid 0) is walked but not listed: one more. The walker
+      // is asked for one task past the ceiling, so that a longer list is seen as such.
+      const maxTasks = this.limits.maxTasks;
+      const walkLimit = Math.min(limit === undefined ? ALL : limit + 1, maxTasks + 1);
       if (mode === "bulk") {
         const walk = await bulkWalk(this.#programs, mem.cache, "tasks", start ?? 0n, walkLimit);
         start ??= walk.start;
@@ -210,7 +261,7 @@ export class Guest {
       } else if (start === undefined) {
         start = (await bulkWalk(this.#programs, mem.cache, "tasks", 0n, 0)).start;
       }
-      return await listTasks(mem, this.profile, { start, limit });
+      return await listTasks(mem, this.profile, { start, limit, maxTasks });
     });
   }
 
@@ -285,7 +336,7 @@ export class Guest {
   async #findSocketTables(mem: KernelMemory): Promise<SocketTables> {
     const agent = (await bulkWalk(this.#programs, mem.cache, "tasks", 0n, 0)).start;
     const init = await findInit(mem, this.profile, agent);
-    return await findSocketTables(mem, this.profile, init);
+    return await findSocketTables(mem, this.profile, init, this.limits.maxHashBuckets);
   }
 
   /**

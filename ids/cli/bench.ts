@@ -324,5 +324,5 @@ export function bench(options: BenchOptions): Promise<number> {
     } finally {
       for (const workload of workloads) await workload.stop();
     }
-  });
+  }, { deadline: false });
 }

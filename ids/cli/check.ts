@@ -4,10 +4,13 @@
  *
  * @module
  */
+import { printable, terminalSafeJson } from "../printable.ts";
 import type { CheckReport } from "../detect/alert.ts";
-import { loadBaseline, saveBaseline, takeBaseline } from "../detect/baseline.ts";
+import { type Baseline, loadBaseline, saveBaseline, takeBaseline } from "../detect/baseline.ts";
 import { runChecks, takeSnapshot } from "../detect/check.ts";
-import { DEFAULT_POLICY, loadPolicy } from "../detect/policy.ts";
+import { DEFAULT_POLICY, loadPolicy, type Policy } from "../detect/policy.ts";
+import { HostileAnswer } from "../client/budget.ts";
+import { hostileAgentReport } from "../detect/hostile_agent.ts";
 import type { FetchMode } from "../guest.ts";
 import { type ConnectOptions, withGuest } from "./session.ts";
 
@@ -40,10 +43,12 @@ export function reportJson(report: CheckReport): Record<string, unknown> {
 /** The report for a human. */
 export function reportText(report: CheckReport): string {
   const lines = report.alerts.map((a) =>
-    `${a.severity.toUpperCase().padEnd(8)} ${a.detector.padEnd(16)} ${a.summary}\n` +
-    `${" ".repeat(26)}${JSON.stringify(a.evidence)}`
+    `${a.severity.toUpperCase().padEnd(8)} ${a.detector.padEnd(16)} ${printable(a.summary)}\n` +
+    `${" ".repeat(26)}${terminalSafeJson(JSON.stringify(a.evidence))}`
   );
-  for (const s of report.skipped) lines.push(`skipped  ${s.detector.padEnd(16)} ${s.reason}`);
+  for (const s of report.skipped) {
+    lines.push(`skipped  ${s.detector.padEnd(16)} ${printable(s.reason)}`);
+  }
   lines.push(
     `${report.alerts.length} alert(s); ran ${report.ran.join(", ")}; ` +
       `${report.cost.roundTrips} round trips, ${report.cost.bytes} bytes, ` +
@@ -58,7 +63,30 @@ export async function check(options: CheckCommandOptions): Promise<number> {
   const baseline = options.baseline === undefined
     ? undefined
     : await loadBaseline(options.baseline);
-  return await withGuest(options, async (guest, _local, progress) => {
+  const started = performance.now();
+  const print = (report: CheckReport) =>
+    console.log(
+      options.json
+        ? terminalSafeJson(JSON.stringify(reportJson(report), null, 2))
+        : reportText(report),
+    );
+  try {
+    return await checkGuest(options, policy, baseline, print);
+  } catch (error) {
+    // A lie met while the guest's profile is built (a huge kallsyms, say) is an alert too.
+    if (!(error instanceof HostileAnswer)) throw error;
+    print(hostileAgentReport(error, performance.now() - started));
+    return 1;
+  }
+}
+
+function checkGuest(
+  options: CheckCommandOptions,
+  policy: Policy,
+  baseline: Baseline | undefined,
+  print: (report: CheckReport) => void,
+): Promise<number> {
+  return withGuest(options, async (guest, _local, progress) => {
     if (options.saveBaseline !== undefined) {
       progress.step(`taking a snapshot (${options.fetch} mode)`);
       const snapshot = await takeSnapshot(guest, options.fetch);
@@ -71,7 +99,9 @@ export async function check(options: CheckCommandOptions): Promise<number> {
       );
       await saveBaseline(options.saveBaseline, saved);
       console.error(
-        `baseline of ${saved.release} written to ${options.saveBaseline}: ${saved.modules.length} modules, ` +
+        `baseline of ${
+          printable(saved.release)
+        } written to ${options.saveBaseline}: ${saved.modules.length} modules, ` +
           `${saved.root_processes.length} root process names, ` +
           `${saved.listening?.length ?? "no"} listening sockets`,
       );
@@ -80,7 +110,7 @@ export async function check(options: CheckCommandOptions): Promise<number> {
     progress.step(`checking: snapshot (${options.fetch} mode), then every detector`);
     const report = await runChecks(guest, { policy, baseline }, { mode: options.fetch });
     progress.done();
-    console.log(options.json ? JSON.stringify(reportJson(report), null, 2) : reportText(report));
+    print(report);
     return report.alerts.length === 0 ? 0 : 1;
   });
 }

@@ -4,13 +4,15 @@
  *
  * @module
  */
+import { printable } from "../printable.ts";
+import { formatAddress } from "../memory/address.ts";
 import type { ModuleInfo } from "../os/modules.ts";
 import type { ProcessInfo } from "../os/tasks.ts";
 import type { NamespacedSocketInfo, SocketInfo } from "../os/sockets.ts";
 
 /** A kernel address as 0x-prefixed hex. */
 export function hex(addr: bigint): string {
-  return `0x${addr.toString(16)}`;
+  return formatAddress(addr);
 }
 
 /** Renders rows as a table with a header; `right` names the right-aligned columns. */
@@ -19,6 +21,8 @@ export function table(
   rows: string[][],
   right: ReadonlySet<number> = new Set(),
 ): string {
+  // Cells hold guest-supplied text (process and module names): never terminal escapes.
+  rows = rows.map((row) => row.map(printable));
   const widths = header.map((h, i) =>
     Math.max(h.length, ...rows.map((row) => (row[i] ?? "").length))
   );

@@ -3,6 +3,7 @@
  *
  * @module
  */
+import { terminalSafeJson } from "../printable.ts";
 import type { FetchMode } from "../guest.ts";
 import { moduleJson, moduleTable } from "./format.ts";
 import { type ConnectOptions, withGuest } from "./session.ts";
@@ -23,7 +24,11 @@ export function lsmod(options: LsmodOptions): Promise<number> {
     progress.done();
     const note = guest.profile.modulesNote;
     if (note !== undefined) console.error(`note: ${note}`);
-    console.log(options.json ? JSON.stringify(items.map(moduleJson), null, 2) : moduleTable(items));
+    console.log(
+      options.json
+        ? terminalSafeJson(JSON.stringify(items.map(moduleJson), null, 2))
+        : moduleTable(items),
+    );
     return 0;
   });
 }

@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { terminalSafeJson } from "../printable.ts";
 import type { FetchMode } from "../guest.ts";
 import type { ProcessInfo } from "../os/tasks.ts";
 import { processJson, processTable } from "./format.ts";
@@ -38,7 +39,9 @@ export function ps(options: PsOptions): Promise<number> {
     progress.done();
     const listed = lowestPids(items, options.limit);
     console.log(
-      options.json ? JSON.stringify(listed.map(processJson), null, 2) : processTable(listed),
+      options.json
+        ? terminalSafeJson(JSON.stringify(listed.map(processJson), null, 2))
+        : processTable(listed),
     );
     return 0;
   });

@@ -13,6 +13,7 @@
  * @module
  */
 import { type Command, CommanderError } from "commander";
+import { printable } from "../printable.ts";
 
 /** Exit code of success. */
 export const EXIT_OK = 0;
@@ -75,11 +76,16 @@ export function errorCode(error: unknown): string {
   return typeof code === "string" && /^[a-z][a-z0-9_]*$/.test(code) ? code : "error";
 }
 
-/** The one line an error is reported with (after `NAME: `). */
+/**
+ * The one line an error is reported with (after `NAME: `), safe for a
+ * terminal: an error may quote what the guest sent.
+ */
 export function errorLine(error: unknown): string {
   if (error instanceof UsageError) return `${error.message} (see '${error.command} --help')`;
   const text = error instanceof Error ? error.message : String(error);
-  return text.split("\n").map((line) => line.trim()).filter((line) => line !== "").join(" ");
+  return printable(
+    text.split("\n").map((line) => line.trim()).filter((line) => line !== "").join(" "),
+  );
 }
 
 /** Whether the arguments ask for JSON output (`--json` before any `--`). */

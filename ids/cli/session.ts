@@ -5,8 +5,9 @@
  * @module
  */
 import type { ClientSecurity } from "../client/channel.ts";
-import { DEFAULT_BACKOFF } from "../client/backoff.ts";
 import { Guest } from "../guest.ts";
+import { DEFAULT_GUEST_LIMITS, type GuestLimits, parseLimits } from "../limits.ts";
+import { InvalidArgumentError, Option } from "commander";
 import { type LocalAgent, startLocalAgent } from "../local_agent.ts";
 import { readIdentity, readPublicKey } from "../../wire/secure/keys.ts";
 import { type Progress, progressOn } from "./progress.ts";
@@ -21,6 +22,25 @@ export interface ConnectOptions {
   agentKey?: string;
   /** Plaintext, unauthenticated channel. */
   insecure?: boolean;
+  /** Budgets and ceilings on what the agent may make the IDS do (default DEFAULT_GUEST_LIMITS). */
+  limits?: GuestLimits;
+}
+
+/**
+ * The `--limits name=value,...` option: budgets and ceilings on what the agent
+ * may make the IDS do (ids/limits.ts), e.g. `deadline=30s,max_tasks=200000`.
+ */
+export function limitsOption(): Option {
+  return new Option(
+    "--limits <list>",
+    "budgets: deadline=2m,max_bytes,max_records,max_tasks,max_hash_buckets,max_kallsyms_bytes,...",
+  ).argParser((text) => {
+    try {
+      return parseLimits(text);
+    } catch (error) {
+      throw new InvalidArgumentError((error as Error).message);
+    }
+  });
 }
 
 /** Prints the warning every `--insecure` use gets, on stderr. */
@@ -68,13 +88,16 @@ export function startLocal(
 
 /**
  * Runs `body` with the guest at `options.connect` (or a local agent when
- * absent, with fresh keys), then closes all. Progress (on stderr, when it is
- * a terminal) shows the steps; `body` calls `progress.done()` before it
- * prints.
+ * absent, with fresh keys), then closes all. The command's deadline (the
+ * limits' `deadline`) bounds connecting, the profile and `body` together,
+ * unless `deadline` is false (`ids bench`, whose length is its point).
+ * Progress (on stderr, when it is a terminal) shows the steps; `body` calls
+ * `progress.done()` before it prints.
  */
 export async function withGuest<T>(
   options: ConnectOptions,
   body: (guest: Guest, local: LocalAgent | undefined, progress: Progress) => Promise<T>,
+  { deadline = true }: { deadline?: boolean } = {},
 ): Promise<T> {
   const security = options.connect === undefined ? undefined : await clientSecurity(options);
   const progress = progressOn("ebpfmonitor");
@@ -83,12 +106,13 @@ export async function withGuest<T>(
       ? await startLocal(options.insecure, () => progress.step("starting an agent on this machine"))
       : undefined;
     try {
-      const guest = await Guest.open(
-        options.connect ?? local!.url,
-        security ?? local!.security,
-        DEFAULT_BACKOFF,
-        (step) => progress.step(step),
-      );
+      const limits = options.limits ?? DEFAULT_GUEST_LIMITS;
+      const started = performance.now();
+      const guest = await Guest.open(options.connect ?? local!.url, security ?? local!.security, {
+        limits,
+        progress: (step) => progress.step(step),
+      });
+      if (deadline) guest.startBudget(limits.deadlineMs, undefined, started);
       try {
         return await body(guest, local, progress);
       } finally {

@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { terminalSafeJson } from "../printable.ts";
 import type { FetchMode } from "../guest.ts";
 import { socketJson, socketTable } from "./format.ts";
 import { type ConnectOptions, withGuest } from "./session.ts";
@@ -28,7 +29,11 @@ export function sockets(options: SocketsOptions): Promise<number> {
     progress.done();
     const note = guest.profile.socketsNote;
     if (note !== undefined) console.error(`note: ${note}`);
-    console.log(options.json ? JSON.stringify(items.map(socketJson), null, 2) : socketTable(items));
+    console.log(
+      options.json
+        ? terminalSafeJson(JSON.stringify(items.map(socketJson), null, 2))
+        : socketTable(items),
+    );
     return 0;
   });
 }

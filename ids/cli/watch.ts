@@ -20,6 +20,7 @@ import { type MetricsServer, serveMetrics } from "../watch/metrics_server.ts";
 import type { WatchTarget } from "../watch/vm_loop.ts";
 import { runWatch } from "../watch/watch.ts";
 import { clientSecurity, type ConnectOptions, startLocal } from "./session.ts";
+import { DEFAULT_GUEST_LIMITS, parseLimits } from "../limits.ts";
 
 /** Options of `ids watch`. */
 export interface WatchCommandOptions extends ConnectOptions {
@@ -62,7 +63,9 @@ async function loadTarget(vm: VmConfig, options: WatchCommandOptions): Promise<W
     const policy = vm.policy === undefined ? DEFAULT_POLICY : await loadPolicy(vm.policy);
     const baseline = vm.baseline === undefined ? undefined : await loadBaseline(vm.baseline);
     const intervalMs = vm.intervalMs ?? options.interval;
+    const base = options.limits ?? DEFAULT_GUEST_LIMITS;
     return {
+      limits: vm.limits === undefined ? base : parseLimits(vm.limits, base),
       name: vm.name,
       url: vm.url,
       security,

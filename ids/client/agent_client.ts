@@ -16,6 +16,8 @@ import { concatBytes } from "../../wire/bytes.ts";
 import { signObject } from "../../wire/secure/sign.ts";
 import { type ClientSecurity, openChannel } from "./channel.ts";
 import { checkKernelInfo } from "./kernel_info.ts";
+import { type Budget, HostileAnswer, unlimitedBudget } from "./budget.ts";
+import { printable } from "../printable.ts";
 
 export type { HelloBody, KernelInfo, RunSummary };
 
@@ -25,7 +27,7 @@ export class AgentError extends Error {
   readonly code: string;
   /** @param op the operation @param code the agent's code @param message the agent's message */
   constructor(op: string, code: string, message: string) {
-    super(`Agent could not ${op}: ${message}`);
+    super(`Agent could not ${op}: ${printable(message)}`);
     this.name = "AgentError";
     this.code = code;
   }
@@ -49,6 +51,17 @@ export interface Streamed<T> {
   body: T;
 }
 
+/** How one request's answer is taken. */
+export interface RequestOptions {
+  /** Most bytes of its streamed chunks (default: the client's `maxResponseBytes`). */
+  maxBytes?: number;
+  /**
+   * Takes each chunk as it arrives instead of collecting it (the answer's `chunks` is then
+   * empty); a throw ends the request and closes the connection.
+   */
+  onChunk?: (data: Uint8Array) => Promise<void> | void;
+}
+
 /** Bounds on each request, so that a stuck or hostile agent cannot hang or exhaust the IDS. */
 export interface ClientLimits {
   /** Longest wait for a whole answer, ms. */
@@ -63,6 +76,9 @@ export const DEFAULT_CLIENT_LIMITS: ClientLimits = {
   maxResponseBytes: 1 << 30,
 };
 
+/** How long past the budget's deadline a request waits (see `#exchange`), ms. */
+const DEADLINE_GRACE_MS = 50;
+
 /** A connection to one agent. */
 export class AgentClient {
   readonly #conn: FramedConnection;
@@ -76,6 +92,11 @@ export class AgentClient {
 
   /** Bounds on each request. */
   readonly limits: ClientLimits;
+  /**
+   * The budget of the current command or check: its deadline bounds every
+   * request's wait, and every answer's bytes count against it.
+   */
+  budget: Budget = unlimitedBudget();
 
   private constructor(
     conn: FramedConnection,
@@ -139,23 +160,43 @@ export class AgentClient {
    * Sends one request and waits for its answer (chunks, then a result). Requests
    * from concurrent callers are queued, so each is one round trip.
    */
-  request<T>(op: string, args: Record<string, unknown> = {}): Promise<Streamed<T>> {
-    const next = this.#queue.then(() => this.#exchange<T>(op, args));
+  request<T>(
+    op: string,
+    args: Record<string, unknown> = {},
+    options: RequestOptions = {},
+  ): Promise<Streamed<T>> {
+    const next = this.#queue.then(() => this.#exchange<T>(op, args, options));
     this.#queue = next.catch(() => {});
     return next;
   }
 
-  async #exchange<T>(op: string, args: Record<string, unknown>): Promise<Streamed<T>> {
+  async #exchange<T>(
+    op: string,
+    args: Record<string, unknown>,
+    options: RequestOptions,
+  ): Promise<Streamed<T>> {
     const id = this.#nextId++;
+    const budget = this.budget;
+    budget.check();
     // A stuck or hostile agent must not hang the IDS, nor grow its memory without bound:
-    // past the deadline or the size, the connection is closed and the request fails.
+    // past the deadline or the size, the connection is closed and the request fails. The
+    // budget's deadline is waited a little past, so that a caller's own timer on the same
+    // deadline (ids watch's) reports it first.
+    const waitMs = Math.min(
+      this.limits.timeoutMs,
+      Math.ceil(budget.remainingMs) + DEADLINE_GRACE_MS,
+    );
     let timedOut = false;
     const timer = setTimeout(() => {
       timedOut = true;
       this.#conn.close();
-    }, this.limits.timeoutMs);
+    }, waitMs);
     try {
-      return await this.#answer<T>(op, id, args, () => timedOut);
+      return await this.#answer<T>(op, id, args, options, () => timedOut);
+    } catch (error) {
+      if (error instanceof AgentError && error.code === "timeout") budget.check();
+      if (!(error instanceof AgentError)) this.#conn.close();
+      throw error;
     } finally {
       clearTimeout(timer);
     }
@@ -165,11 +206,14 @@ export class AgentClient {
     op: string,
     id: number,
     args: Record<string, unknown>,
+    options: RequestOptions,
     timedOut: () => boolean,
   ): Promise<Streamed<T>> {
+    const maxBytes = options.maxBytes ?? this.limits.maxResponseBytes;
     await this.#conn.send(requestMessage(id, op, args));
     const chunks: Uint8Array[] = [];
     let bytes = 0;
+    let seq = 0;
     for (;;) {
       const message: Message | null = await this.#conn.receive();
       if (message === null) {
@@ -186,19 +230,18 @@ export class AgentClient {
         throw new AgentError(op, "malformed", `answer for request ${message.id}, not ${id}`);
       }
       if (message.type === "chunk") {
-        if (message.seq !== chunks.length) {
+        if (message.seq !== seq++) {
           throw new AgentError(op, "malformed", `chunk ${message.seq} arrived out of order`);
         }
         bytes += message.data.byteLength;
-        if (bytes > this.limits.maxResponseBytes) {
+        if (bytes > maxBytes) {
           this.#conn.close();
-          throw new AgentError(
-            op,
-            "too_large",
-            `the answer exceeds ${this.limits.maxResponseBytes} bytes`,
-          );
+          throw new AgentError(op, "too_large", `the answer exceeds ${maxBytes} bytes`);
         }
-        chunks.push(message.data);
+        this.budget.spendBytes(message.data.byteLength);
+        if (options.onChunk === undefined) chunks.push(message.data);
+        else await options.onChunk(message.data);
+        await this.budget.pace();
       } else if (message.type === "result") {
         this.#roundTrips++;
         return { chunks, body: message.body as T };
@@ -227,14 +270,43 @@ export class AgentClient {
     }
   }
 
-  /** The raw BTF of the guest kernel (/sys/kernel/btf/vmlinux). */
-  async btf(): Promise<Uint8Array> {
-    return concatBytes(...(await this.request("btf")).chunks);
+  /** The raw BTF of the guest kernel (/sys/kernel/btf/vmlinux), at most `maxBytes`. */
+  async btf(maxBytes = this.limits.maxResponseBytes): Promise<Uint8Array> {
+    return concatBytes(...(await this.#bounded("btf", "BTF", maxBytes)).chunks);
   }
 
-  /** The guest's /proc/kallsyms text. */
-  async kallsyms(): Promise<string> {
-    return new TextDecoder().decode(concatBytes(...(await this.request("kallsyms")).chunks));
+  /**
+   * The guest's /proc/kallsyms text, at most `maxBytes` and `maxLines` lines
+   * (counted before the text is decoded).
+   */
+  async kallsyms(
+    maxBytes = this.limits.maxResponseBytes,
+    maxLines = Number.MAX_SAFE_INTEGER,
+  ): Promise<string> {
+    const bytes = concatBytes(...(await this.#bounded("kallsyms", "kallsyms", maxBytes)).chunks);
+    let lines = 0;
+    for (let at = bytes.indexOf(10); at >= 0; at = bytes.indexOf(10, at + 1)) {
+      if (++lines > maxLines) {
+        throw new HostileAnswer(
+          "max_kallsyms_lines",
+          `the guest's kallsyms has more than ${maxLines} lines`,
+        );
+      }
+    }
+    return new TextDecoder().decode(bytes);
+  }
+
+  /** A request whose answer larger than `maxBytes` is a hostile answer. */
+  async #bounded(op: string, what: string, maxBytes: number): Promise<Streamed<unknown>> {
+    try {
+      return await this.request(op, {}, { maxBytes });
+    } catch (error) {
+      if (error instanceof AgentError && error.code === "too_large") {
+        const limit = op === "btf" ? "max_btf_bytes" : "max_kallsyms_bytes";
+        throw new HostileAnswer(limit, `the guest's ${what} is larger than ${maxBytes} bytes`);
+      }
+      throw error;
+    }
   }
 
   /**
@@ -249,9 +321,16 @@ export class AgentClient {
     return answer.body.handle;
   }
 
-  /** Runs a loaded program with `params`; returns the record chunks and the summary. */
-  run(handle: number, params: Uint8Array): Promise<Streamed<RunSummary>> {
-    return this.request<RunSummary>("run", { handle, params });
+  /**
+   * Runs a loaded program with `params`; returns the record chunks and the summary (or, with
+   * `onChunk`, hands each chunk to it as it arrives).
+   */
+  run(
+    handle: number,
+    params: Uint8Array,
+    onChunk?: (data: Uint8Array) => Promise<void> | void,
+  ): Promise<Streamed<RunSummary>> {
+    return this.request<RunSummary>("run", { handle, params }, onChunk ? { onChunk } : {});
   }
 
   /** Asks for an SEV-SNP attestation report binding the agent's key to `nonce`. */

@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { formatAddress } from "../memory/address.ts";
 import type { AcquisitionCost } from "../guest.ts";
 
 /** How bad an alert is, most severe first. */
@@ -49,5 +50,5 @@ export interface CheckReport {
 
 /** Formats an address as evidence. */
 export function hex(addr: bigint): string {
-  return `0x${addr.toString(16)}`;
+  return formatAddress(addr);
 }

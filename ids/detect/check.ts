@@ -18,6 +18,8 @@ import {
   SNAPSHOT_ATTEMPTS,
 } from "../guest.ts";
 import { AgentError } from "../client/agent_client.ts";
+import { HostileAnswer } from "../client/budget.ts";
+import { hostileAgentReport } from "./hostile_agent.ts";
 import { type Alert, type CheckReport, SEVERITIES, type Skipped } from "./alert.ts";
 import { baselineDetector } from "./baseline_drift.ts";
 import { type Detector, type DetectorConfig, DetectorSkipped, type Snapshot } from "./detector.ts";
@@ -113,7 +115,11 @@ export async function takeSnapshot(
   };
 }
 
-/** Runs the detectors on one snapshot of `guest`. */
+/**
+ * Runs the detectors on one snapshot of `guest`. An answer of the agent that
+ * the guest's kernel cannot hold, or past the budget, ends the check with the
+ * `hostile_agent` alert (ids/detect/hostile_agent.ts).
+ */
 export async function runChecks(
   guest: Guest,
   config: DetectorConfig,
@@ -121,6 +127,22 @@ export async function runChecks(
 ): Promise<CheckReport> {
   const started = performance.now();
   const before = guest.client.stats;
+  try {
+    return await checkOnce(guest, config, options, started, before);
+  } catch (error) {
+    if (!(error instanceof HostileAnswer)) throw error;
+    const cost = costSince(before, guest.client.stats, 0);
+    return hostileAgentReport(error, performance.now() - started, cost);
+  }
+}
+
+async function checkOnce(
+  guest: Guest,
+  config: DetectorConfig,
+  options: CheckOptions,
+  started: number,
+  before: Guest["client"]["stats"],
+): Promise<CheckReport> {
   const snapshot = await takeSnapshot(guest, options.mode);
   const alerts: Alert[] = [];
   const skipped: Skipped[] = [];

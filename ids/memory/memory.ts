@@ -5,8 +5,10 @@
  *
  * @module
  */
+import { formatAddress } from "./address.ts";
 import type { PageCache } from "./page_cache.ts";
 import type { RangeCache } from "./range_cache.ts";
+import type { Budget } from "../client/budget.ts";
 
 /**
  * What an OS view reads guest memory through. {@linkcode KernelMemory}
@@ -44,7 +46,7 @@ export class MemoryFault extends Error {
   readonly addr: bigint;
   /** @param addr the address @param reason why, e.g. "EFAULT (errno 14)" */
   constructor(addr: bigint, reason: string) {
-    super(`Cannot read guest memory at 0x${addr.toString(16)}: ${reason}`);
+    super(`Cannot read guest memory at ${formatAddress(addr)}: ${reason}`);
     this.name = "MemoryFault";
     this.addr = addr;
   }
@@ -57,17 +59,21 @@ export class KernelMemory implements MemoryReader {
   readonly ranges: RangeCache | undefined;
   readonly #source: PageSource | undefined;
   readonly #faulted = new Map<bigint, MemoryFault>();
+  readonly #budget: Budget | undefined;
   #misses = 0;
 
   /**
    * @param cache the page cache to read from
    * @param source fetches missing pages; without one, a miss is a fault
    * @param ranges captured byte ranges, read before pages
+   * @param budget paced on every read, so that a view walking cached memory keeps to its
+   *   deadline and lets the event loop run
    */
-  constructor(cache: PageCache, source?: PageSource, ranges?: RangeCache) {
+  constructor(cache: PageCache, source?: PageSource, ranges?: RangeCache, budget?: Budget) {
     this.cache = cache;
     this.#source = source;
     this.ranges = ranges;
+    this.#budget = budget;
   }
 
   /** Pages that were not in the cache and had to be fetched one by one. */
@@ -111,6 +117,7 @@ export class KernelMemory implements MemoryReader {
 
   /** Reads `len` bytes at `addr`. */
   async read(addr: bigint, len: number): Promise<Uint8Array> {
+    await this.#budget?.pace();
     const captured = this.ranges?.get(addr, len);
     if (captured !== undefined) return captured;
     const pageSize = this.cache.pageSize;

@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { formatAddress } from "./address.ts";
 import type { AgentClient } from "../client/agent_client.ts";
 import { bpfObject, type ProgramName } from "../../bpf/objects.ts";
 import { type BpfRecord, decodeRecords, FaultCode, RecordKind } from "../../bpf/records.ts";
@@ -15,7 +16,7 @@ export class WalkFault extends Error {
   readonly addr: bigint;
   /** @param what what was walked @param addr where @param code the FAULT record's value */
   constructor(what: string, addr: bigint, code: bigint) {
-    super(`${what} stopped at 0x${addr.toString(16)}: ${describeFault(code)}`);
+    super(`${what} stopped at ${formatAddress(addr)}: ${describeFault(code)}`);
     this.name = "WalkFault";
     this.addr = addr;
   }
@@ -75,11 +76,18 @@ export class ProgramSet {
 
   /** Runs `name` with `params` and returns its records, in order. */
   async run(name: ProgramName, params: Uint8Array): Promise<BpfRecord[]> {
-    const answer = await this.#client.run(await this.handle(name), params);
+    // Chunks are decoded as they arrive, every record counted against the acquisition's
+    // budget, yielding to the event loop as it goes: a flood of tiny records ends at the
+    // budget, before the rest of it is received.
+    const budget = this.#client.budget;
     const records: BpfRecord[] = [];
-    for (const chunk of answer.chunks) {
-      for (const record of decodeRecords(chunk)) records.push(record);
-    }
+    await this.#client.run(await this.handle(name), params, async (chunk) => {
+      for (const record of decodeRecords(chunk)) {
+        budget.spendRecords(1);
+        records.push(record);
+        await budget.pace();
+      }
+    });
     return records;
   }
 }

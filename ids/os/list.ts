@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { formatAddress } from "../memory/address.ts";
 
 /**
  * Lowest address of the x86-64 kernel half: the canonical upper half with
@@ -25,7 +26,7 @@ export class ListWalkError extends Error {
   readonly addr: bigint;
   /** @param list which list @param addr where @param reason what went wrong */
   constructor(list: string, addr: bigint, reason: string) {
-    super(`Cannot walk the ${list} at 0x${addr.toString(16)}: ${reason}`);
+    super(`Cannot walk the ${list} at ${formatAddress(addr)}: ${reason}`);
     this.name = "ListWalkError";
     this.addr = addr;
   }

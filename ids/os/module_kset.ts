@@ -6,6 +6,7 @@
  *
  * @module
  */
+import { formatAddress } from "../memory/address.ts";
 import type { MemoryReader } from "../memory/memory.ts";
 import type { KernelProfile } from "../profile/profile.ts";
 import { isKernelAddress, ListWalkError } from "./list.ts";
@@ -79,7 +80,7 @@ export async function listModuleKobjects(
   let node = await mem.u64(head);
   while (node !== head) {
     if (!isKernelAddress(node)) {
-      throw new ListWalkError("module kset", head, `next is 0x${node.toString(16)}`);
+      throw new ListWalkError("module kset", head, `next is ${formatAddress(node)}`);
     }
     if (seen.has(node)) throw new ListWalkError("module kset", node, "loops back");
     if (seen.size >= MAX_KOBJECTS) throw new ListWalkError("module kset", node, "too long");

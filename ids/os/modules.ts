@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { formatAddress } from "../memory/address.ts";
 import type { MemoryReader } from "../memory/memory.ts";
 import type { KernelProfile } from "../profile/profile.ts";
 import { isKernelAddress, ListWalkError } from "./list.ts";
@@ -77,7 +78,7 @@ export async function listModules(
       throw new ListWalkError(
         "module list",
         mod,
-        `next points outside kernel memory (0x${node.toString(16)})`,
+        `next points outside kernel memory (${formatAddress(node)})`,
       );
     }
     if (seen.has(mod)) {

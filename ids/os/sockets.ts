@@ -9,12 +9,14 @@
  *
  * @module
  */
+import { formatAddress } from "../memory/address.ts";
 import type { MemoryReader } from "../memory/memory.ts";
 import type { HashTable, HashWalkSpec } from "../memory/hash.ts";
 import type { GuardedPlan } from "../memory/plan_recorder.ts";
 import type { FieldRange } from "../memory/plan.ts";
 import type { KernelProfile, SocketBucketLayout, SocketLayout } from "../profile/profile.ts";
 import { isKernelAddress, ListWalkError } from "./list.ts";
+import { HostileAnswer } from "../client/budget.ts";
 
 /** One socket, as /proc/net/{tcp,tcp6,udp,udp6} shows it. */
 export interface SocketInfo {
@@ -145,6 +147,42 @@ export async function findInit(
   throw new ListWalkError("real_parent chain", current, "does not reach pid 1");
 }
 
+/**
+ * The kernel's own ceiling on the listening hash and UDP's hash: 64 Ki buckets
+ * (`tcp_init()` sizes `lhash2` with a high limit of 64 * 1024; UDP_HTABLE_SIZE_MAX).
+ * The established hash has no such ceiling (`thash_entries=` sizes it), only
+ * the configured one.
+ */
+export const KERNEL_MAX_SMALL_HASH = 65_536;
+
+/**
+ * A hash table whose size is the guest's `mask` + 1, refused as a hostile
+ * answer unless it is what the kernel can make: a power of two (the kernel's
+ * masks are `size - 1`), at most `ceiling` buckets.
+ */
+export function checkedTable(
+  name: string,
+  base: bigint,
+  mask: number,
+  bucket: SocketBucketLayout,
+  ceiling: number,
+): HashTable {
+  const count = mask + 1;
+  if ((mask & count) !== 0 || mask < 0) {
+    throw new HostileAnswer(
+      "hash_mask",
+      `the ${name}'s mask 0x${mask.toString(16)} is not a power of two minus one`,
+    );
+  }
+  if (count > ceiling) {
+    throw new HostileAnswer(
+      ceiling === KERNEL_MAX_SMALL_HASH ? "kernel_hash_size" : "max_hash_buckets",
+      `the ${name}'s mask 0x${mask.toString(16)} makes ${count} buckets, more than ${ceiling}`,
+    );
+  }
+  return table(base, mask, bucket);
+}
+
 function table(base: bigint, mask: number, bucket: SocketBucketLayout): HashTable {
   return {
     base,
@@ -158,43 +196,53 @@ function table(base: bigint, mask: number, bucket: SocketBucketLayout): HashTabl
 
 /**
  * Finds the socket tables of `task`'s network namespace (pid 1's is the
- * initial one, the one /proc/net shows in the initial namespace).
+ * initial one, the one /proc/net shows in the initial namespace). A table's
+ * size comes from guest memory: one larger than `maxHashBuckets` (or than the
+ * kernel allows), or not a power of two, is a {@linkcode HostileAnswer}.
  */
 export async function findSocketTables(
   mem: MemoryReader,
   profile: KernelProfile,
   task: bigint,
+  maxHashBuckets = 1 << 22,
 ): Promise<SocketTables> {
   const l = layoutOf(profile);
   const at = (addr: bigint, member: { offset: number }) => addr + BigInt(member.offset);
   const nsproxy = await mem.u64(at(task, l.nsproxy));
   if (!isKernelAddress(nsproxy)) {
-    throw new Error(`Task at 0x${task.toString(16)} has no nsproxy (it is exiting)`);
+    throw new Error(`Task at ${formatAddress(task)} has no nsproxy (it is exiting)`);
   }
   const net = await mem.u64(at(nsproxy, l.net_ns));
   const deathRow = l.deathRowPointer
     ? await mem.u64(at(net, l.tcpDeathRow))
     : at(net, l.tcpDeathRow);
   const hashinfo = await mem.u64(at(deathRow, l.hashinfo));
-  const tcpListen = table(
+  const small = Math.min(maxHashBuckets, KERNEL_MAX_SMALL_HASH);
+  const tcpListen = checkedTable(
+    "tcp listening hash",
     await mem.u64(at(hashinfo, l.lhash2)),
     await mem.u32(at(hashinfo, l.lhash2_mask)),
     l.listenBucket,
+    small,
   );
-  const tcpEstablished = table(
+  const tcpEstablished = checkedTable(
+    "tcp established hash",
     await mem.u64(at(hashinfo, l.ehash)),
     await mem.u32(at(hashinfo, l.ehash_mask)),
     l.ehashBucket,
+    maxHashBuckets,
   );
   let udp: HashTable | undefined;
   if (l.udpTable !== undefined) {
     const udpTable = "netMember" in l.udpTable
       ? await mem.u64(at(net, l.udpTable.netMember))
       : l.udpTable.symbol;
-    udp = table(
+    udp = checkedTable(
+      "udp hash",
       await mem.u64(at(udpTable, l.udp_hash)),
       await mem.u32(at(udpTable, l.udp_mask)),
       l.udpBucket,
+      small,
     );
   }
   return { net, tcpListen, tcpEstablished, udp };
@@ -365,10 +413,10 @@ async function readChain(
   seen: Set<bigint>,
 ): Promise<void> {
   for (let node = head; !chainEnd(node, hash.nulls); node = await mem.u64(node)) {
-    const sk = node - BigInt(hash.link);
     if (!isKernelAddress(node)) {
-      throw new ListWalkError(`${proto} hash chain`, sk, "points outside kernel memory");
+      throw new ListWalkError(`${proto} hash chain`, node, "points outside kernel memory");
     }
+    const sk = node - BigInt(hash.link);
     if (seen.has(sk)) break;
     if (seen.size >= MAX_SOCKETS) {
       throw new ListWalkError(`${proto} hash table`, sk, "holds too many sockets");

@@ -6,9 +6,11 @@
  *
  * @module
  */
+import { formatAddress } from "../memory/address.ts";
 import type { MemoryReader } from "../memory/memory.ts";
 import type { KernelProfile } from "../profile/profile.ts";
 import { isKernelAddress, ListWalkError } from "./list.ts";
+import { HostileAnswer } from "../client/budget.ts";
 
 /** One process, as the kernel holds it. */
 export interface ProcessInfo {
@@ -43,12 +45,14 @@ export interface TaskWalkOptions {
   start?: bigint;
   /** Most processes to return. */
   limit?: number;
+  /** Most tasks the list may hold (default PID_MAX_LIMIT); past it the answer is hostile. */
+  maxTasks?: number;
 }
 
 /** `PF_KTHREAD` from include/linux/sched.h. */
 const PF_KTHREAD = 0x0020_0000;
-/** The most tasks a list can hold (PID_MAX_LIMIT); past that the list is corrupt. */
-const MAX_TASKS = 4_194_304;
+/** The most tasks a list can hold (PID_MAX_LIMIT). */
+export const PID_MAX_LIMIT = 4_194_304;
 
 // State bits as in include/linux/sched.h (stable since 4.14); TASK_REPORT covers the
 // bits /proc reports, the letters are fs/proc/array.c's task_state_array.
@@ -118,10 +122,13 @@ export async function listTasks(
   const linkOffset = BigInt(profile.tasks.tasks.offset + profile.listHead.next.offset);
   const containerOffset = BigInt(profile.tasks.tasks.offset);
   const processes: ProcessInfo[] = [];
+  const maxTasks = Math.min(options.maxTasks ?? PID_MAX_LIMIT, PID_MAX_LIMIT);
   const seen = new Set<bigint>();
   let task = start;
   while (processes.length < limit) {
-    if (seen.size >= MAX_TASKS) throw new ListWalkError("task list", task, "exceeds PID_MAX_LIMIT");
+    if (seen.size >= maxTasks) {
+      throw new HostileAnswer("max_tasks", `the task list holds more than ${maxTasks} tasks`);
+    }
     seen.add(task);
     const info = await readTask(mem, profile, task);
     if (info.pid !== 0) processes.push(info);
@@ -131,7 +138,7 @@ export async function listTasks(
       throw new ListWalkError(
         "task list",
         task,
-        `next points outside kernel memory (0x${next.toString(16)})`,
+        `next points outside kernel memory (${formatAddress(next)})`,
       );
     }
     if (seen.has(next)) {

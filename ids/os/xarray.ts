@@ -7,6 +7,7 @@
  *
  * @module
  */
+import { formatAddress } from "../memory/address.ts";
 import type { MemoryReader } from "../memory/memory.ts";
 import type { KernelProfile } from "../profile/profile.ts";
 import { isKernelAddress, ListWalkError } from "./list.ts";
@@ -57,7 +58,7 @@ export async function listXarray(
         throw new ListWalkError(
           "xarray",
           xarray,
-          `node 0x${node.toString(16)} is not kernel memory`,
+          `node ${formatAddress(node)} is not kernel memory`,
         );
       }
       if (seen.has(node)) throw new ListWalkError("xarray", node, "a node is reached twice");

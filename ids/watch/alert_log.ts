@@ -16,6 +16,8 @@
  *
  * @module
  */
+import { terminalSafeJson } from "../printable.ts";
+import { formatAddress } from "../memory/address.ts";
 import type { WatchEvent } from "./tracker.ts";
 
 /** The keys of a line, in order. */
@@ -41,12 +43,11 @@ export function eventLine(event: WatchEvent, time: Date): string {
     evidence,
     event: event.event,
   };
-  return `${
-    JSON.stringify(
-      line,
-      (_, value) => typeof value === "bigint" ? `0x${value.toString(16)}` : value,
-    )
-  }\n`;
+  const json = JSON.stringify(
+    line,
+    (_, value) => typeof value === "bigint" ? formatAddress(value) : value,
+  );
+  return `${terminalSafeJson(json)}\n`;
 }
 
 /** The JSON lines output. */

@@ -27,7 +27,9 @@
  * unless `insecure` is true. `policy`, `baseline`, `interval` (default: the
  * command's `--interval`), `timeout` (the deadline of one check; default: the
  * command's `--timeout`) and `fetch` (`page`, `bulk`, `fields`; default the
- * command's `--fetch`) are optional. Durations are written `500ms`, `5s`,
+ * command's `--fetch`) and `limits` (budgets and ceilings as `--limits` takes
+ * them, `"max_tasks=200000,max_bytes=536870912"`, over the command's) are
+ * optional. Durations are written `500ms`, `5s`,
  * `1m`. Relative paths are resolved against the config file's folder. Unknown
  * keys are errors.
  *
@@ -36,6 +38,7 @@
 import { dirname, isAbsolute, resolve } from "node:path";
 import { FETCH_MODES, type FetchMode } from "../guest.ts";
 import { parseDuration } from "./duration.ts";
+import { parseLimits } from "../limits.ts";
 
 /** One guest of the configuration, paths resolved. */
 export interface VmConfig {
@@ -59,6 +62,8 @@ export interface VmConfig {
   timeoutMs?: number;
   /** Fetch mode (undefined: the command's). */
   fetch?: FetchMode;
+  /** Budgets and ceilings, `name=value,...` (ids/limits.ts), over the command's. */
+  limits?: string;
 }
 
 /** A parsed configuration. */
@@ -78,6 +83,7 @@ const VM_KEYS = [
   "interval",
   "timeout",
   "fetch",
+  "limits",
 ] as const;
 
 /**
@@ -163,6 +169,15 @@ export function parseWatchConfig(text: string, source: string, baseDir: string):
         bad(`"fetch" must be one of ${FETCH_MODES.join(", ")}`);
       }
       vm.fetch = fetch as FetchMode;
+    }
+    const limits = string("limits");
+    if (limits !== undefined) {
+      try {
+        parseLimits(limits);
+      } catch (error) {
+        bad(`"limits": ${(error as Error).message}`);
+      }
+      vm.limits = limits;
     }
     return vm;
   });

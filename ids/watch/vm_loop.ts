@@ -8,6 +8,12 @@
  * - Connecting (the profile: BTF, kallsyms, program loads) and each check have
  *   a deadline (`timeoutMs`); past it the connection is dropped and the check
  *   has failed.
+ * - The deadline is enforced inside the check too (ids/client/budget.ts): an
+ *   agent's answer is processed in slices that yield to the event loop, and
+ *   the work stops at the deadline instead of running on in the background.
+ *   Other VMs' checks, the metrics endpoint and the signals keep running
+ *   meanwhile. An answer past the byte or record budget, or a size the kernel
+ *   cannot have, is the `hostile_agent` alert, and the connection is dropped.
  * - A failed check (agent unreachable, connection lost, deadline passed, check
  *   error) drops the connection; the next try connects again after a backoff:
  *   the interval, doubled after each further failure, at most 8 intervals (and
@@ -16,6 +22,9 @@
  * @module
  */
 import type { CheckReport } from "../detect/alert.ts";
+import { HOSTILE_AGENT, HostileAnswer } from "../client/budget.ts";
+import { hostileAgentReport } from "../detect/hostile_agent.ts";
+import { DEFAULT_GUEST_LIMITS, type GuestLimits } from "../limits.ts";
 import { runChecks } from "../detect/check.ts";
 import type { DetectorConfig } from "../detect/detector.ts";
 import type { ClientSecurity } from "../client/channel.ts";
@@ -38,6 +47,8 @@ export interface WatchTarget {
   timeoutMs: number;
   /** Fetch mode. */
   mode: FetchMode;
+  /** Budgets and ceilings (the deadline is `timeoutMs`); default DEFAULT_GUEST_LIMITS. */
+  limits?: GuestLimits;
 }
 
 /** What one scheduled check came to. */
@@ -134,6 +145,7 @@ export async function watchVm(
     return spent;
   };
   let failures = 0;
+  const limits = { ...(target.limits ?? DEFAULT_GUEST_LIMITS), deadlineMs: target.timeoutMs };
   try {
     while (!signal.aborted) {
       const started = performance.now();
@@ -141,10 +153,11 @@ export async function watchVm(
       let opening: Promise<Guest> | undefined;
       try {
         if (guest === undefined) {
-          opening = Guest.open(target.url, target.security, NO_RETRY);
+          opening = Guest.open(target.url, target.security, { backoff: NO_RETRY, limits, signal });
           guest = await deadline(opening, target.timeoutMs, "Connecting to the agent", signal);
           counted = { roundTrips: 0, bytesSent: 0, bytesReceived: 0 };
         }
+        guest.startBudget(target.timeoutMs, signal);
         const report = await deadline(
           runChecks(guest, target.config, { mode: target.mode }),
           target.timeoutMs,
@@ -152,11 +165,21 @@ export async function watchVm(
           signal,
         );
         outcome = { ok: true, report, durationMs: performance.now() - started, ...traffic() };
+        // After a lie, nothing of this connection is trusted: the next check connects anew.
+        if (report.alerts.some((a) => a.detector === HOSTILE_AGENT)) drop();
       } catch (error) {
         // A connection that opens after its deadline (or the stop) is closed when it does.
         if (guest === undefined) opening?.then((late) => late.close(), () => {});
-        if (error instanceof Stopped) break;
-        outcome = { ok: false, error, durationMs: performance.now() - started, ...traffic() };
+        if (error instanceof Stopped || signal.aborted) break;
+        const durationMs = performance.now() - started;
+        outcome = error instanceof HostileAnswer
+          ? {
+            ok: true,
+            report: hostileAgentReport(error, durationMs),
+            durationMs,
+            ...traffic(),
+          }
+          : { ok: false, error, durationMs, ...traffic() };
         drop();
       }
       await onOutcome(outcome);

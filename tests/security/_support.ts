@@ -597,6 +597,8 @@ export class FakeAgent {
         return;
       }
       this.#raw.add(conn);
+      // As the real agent does: a round trip is not held up by Nagle and delayed ACKs.
+      (conn as Deno.TcpConn).setNoDelay(true);
       const task = (async () => {
         try {
           const stream = await acceptSecure(conn, {

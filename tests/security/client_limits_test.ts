@@ -66,7 +66,7 @@ Deno.test("an answer larger than the client's bound is refused and the connectio
       timeoutMs: 10_000,
       maxResponseBytes: 1 << 20,
     });
-    const error = await deadline(client.btf().then(() => null, (e) => e), 10_000, "btf");
+    const error = await deadline(client.request("btf").then(() => null, (e) => e), 10_000, "btf");
     assert.ok(error instanceof AgentError);
     assert.equal(error.code, "too_large");
     client.close();

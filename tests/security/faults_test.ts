@@ -347,10 +347,7 @@ Deno.test({
     let agent: TestAgent | undefined;
     try {
       const opening = Guest.open(`tcp://127.0.0.1:${port}`, keys.security, {
-        attempts: 12,
-        firstDelayMs: 100,
-        maxDelayMs: 500,
-        retryRefused: true,
+        backoff: { attempts: 12, firstDelayMs: 100, maxDelayMs: 500, retryRefused: true },
       });
       opening.catch(() => {}); // awaited below
       await sleep(1000);
@@ -377,10 +374,7 @@ Deno.test("Guest.open against nothing fails with the connect error, retrying or 
     for (const retryRefused of [false, true]) {
       await assert.rejects(
         Guest.open(`tcp://127.0.0.1:${port}`, keys.security, {
-          attempts: 4,
-          firstDelayMs: 100,
-          maxDelayMs: 200,
-          retryRefused,
+          backoff: { attempts: 4, firstDelayMs: 100, maxDelayMs: 200, retryRefused },
         }),
         new RegExp(`Cannot connect to tcp://127\\.0\\.0\\.1:${port}: Connection refused`),
       );

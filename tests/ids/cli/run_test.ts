@@ -6,6 +6,7 @@ import { program } from "../../../main.ts";
 import { TransportError } from "../../../wire/mod.ts";
 import {
   errorCode,
+  errorLine,
   EXIT_ALERTS,
   EXIT_ERROR,
   EXIT_OK,
@@ -124,6 +125,14 @@ Deno.test("errorCode() is usage, the error's snake_case code, or error", () => {
   assert.equal(errorCode(Object.assign(new Error("x"), { code: "ENOENT" })), "error");
   assert.equal(errorCode("a string"), "error");
   assert.equal(errorCode(null), "error");
+});
+
+Deno.test("errorLine() shows what the guest sent as escapes, never as terminal controls", () => {
+  const error = new Error("Agent could not walk: task \x1b[1A\x1b[2Kgone\u202e\nsecond line");
+  assert.equal(
+    errorLine(error),
+    "Agent could not walk: task \\x1b[1A\\x1b[2Kgone\\u202e second line",
+  );
 });
 
 Deno.test("wantsJson() looks for --json before --", () => {

@@ -13,7 +13,9 @@ import { ListWalkError } from "../../../ids/os/list.ts";
 import { fromBase64, loadSocketFixture } from "../../_helpers/memory_fixture.ts";
 import { socketKey } from "../../_helpers/proc_net.ts";
 import { socketCapturePlan } from "../../../ids/os/plans.ts";
+import { HostileAnswer } from "../../../ids/client/budget.ts";
 import {
+  checkedTable,
   formatIPv4,
   formatIPv6,
   listSockets,
@@ -204,4 +206,50 @@ Deno.test("listSockets() reports a chain that leaves kernel memory", async () =>
     () => listSockets(mem, profile, fixtureTables),
     (error) => error instanceof ListWalkError && /points outside kernel memory/.test(error.message),
   );
+});
+
+Deno.test("checkedTable() takes only masks the kernel makes, within the ceiling", async (t) => {
+  const bucket = { size: 8, head: 0, link: 0, nulls: true };
+  await t.step("a power of two minus one within the ceiling", () => {
+    assert.equal(checkedTable("tcp established hash", 0n, 0xffff, bucket, 1 << 22).count, 65536);
+  });
+  const refused: [string, number, number, string, string][] = [
+    [
+      "past the configured ceiling",
+      0x0fff_ffff,
+      1 << 22,
+      "max_hash_buckets",
+      "the t's mask 0xfffffff makes 268435456 buckets, more than 4194304",
+    ],
+    [
+      "past the kernel's own ceiling",
+      0x00ff_ffff,
+      65536,
+      "kernel_hash_size",
+      "the t's mask 0xffffff makes 16777216 buckets, more than 65536",
+    ],
+    [
+      "no power of two",
+      0x1234,
+      1 << 22,
+      "hash_mask",
+      "the t's mask 0x1234 is not a power of two minus one",
+    ],
+    [
+      "u32 all ones",
+      0xffff_ffff,
+      1 << 22,
+      "max_hash_buckets",
+      "the t's mask 0xffffffff makes 4294967296 buckets, more than 4194304",
+    ],
+  ];
+  for (const [name, mask, ceiling, limit, detail] of refused) {
+    await t.step(name, () =>
+      assert.throws(
+        () => checkedTable("t", 0n, mask, bucket, ceiling),
+        (error) =>
+          error instanceof HostileAnswer && error.limit === limit &&
+          error.message === `Hostile agent answer (hostile_agent): ${detail} (limit ${limit})`,
+      ));
+  }
 });

@@ -5,6 +5,7 @@ import assert from "node:assert/strict";
 import { KernelMemory, MemoryFault } from "../../../ids/memory/memory.ts";
 import type { PageCache } from "../../../ids/memory/page_cache.ts";
 import { ListWalkError } from "../../../ids/os/list.ts";
+import { Budget, DeadlinePassed, HostileAnswer } from "../../../ids/client/budget.ts";
 import { listTasks, readTask, stateLetter } from "../../../ids/os/tasks.ts";
 import type { KernelProfile } from "../../../ids/profile/profile.ts";
 import { hex } from "../../../ids/cli/format.ts";
@@ -156,4 +157,28 @@ Deno.test("stateLetter() gives the letters /proc shows", async (t) => {
   for (const [name, state, exitState, letter] of cases) {
     await t.step(`${name} is ${letter}`, () => assert.equal(stateLetter(state, exitState), letter));
   }
+});
+
+Deno.test("listTasks refuses a list longer than maxTasks as a hostile answer naming max_tasks", async () => {
+  const all = fixture.expected.length;
+  assert.deepEqual(
+    (await listTasks(memory(), profile, { start, maxTasks: all + 1 })).length,
+    all,
+    "a list within the ceiling is listed whole",
+  );
+  const error = await listTasks(memory(), profile, { start, maxTasks: 5 }).catch((e) => e);
+  assert.ok(error instanceof HostileAnswer, String(error));
+  assert.equal(error.limit, "max_tasks");
+  assert.equal(
+    error.message,
+    "Hostile agent answer (hostile_agent): the task list holds more than 5 tasks (limit max_tasks)",
+  );
+});
+
+Deno.test("a walk over cached memory stops at its budget's deadline", async () => {
+  // The deadline has passed before the walk starts: its first paced look at the clock ends it.
+  const budget = new Budget({ deadlineMs: 1, maxBytes: 1 << 20, maxRecords: 1 << 20 });
+  await new Promise((resolve) => setTimeout(resolve, 5));
+  const mem = new KernelMemory(fixtureCache(fixture), undefined, undefined, budget);
+  await assert.rejects(listTasks(mem, profile, { start }), DeadlinePassed);
 });

@@ -55,6 +55,11 @@ Deno.test("parseWatchConfig() names the VM and the key in its errors", async (t)
     ],
     ["no url", { vms: [{ name: "a", insecure: true }] }, /: VM "a": "url" is required$/],
     [
+      "bad limits",
+      { vms: [{ ...good, limits: "max_tasks=lots" }] },
+      /: VM "web1": "limits": Invalid limit max_tasks="lots": expected a positive integer$/,
+    ],
+    [
       "bad url",
       { vms: [{ ...good, url: "http://h:1" }] },
       /: VM "web1": "url" http:\/\/h:1 is not tcp:\/\/host:port or vsock:\/\/cid:port$/,
