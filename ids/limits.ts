@@ -10,7 +10,7 @@
  * @module
  */
 import type { AcquisitionLimits } from "./client/budget.ts";
-import { parseDuration } from "./watch/duration.ts";
+import { parseDuration } from "./duration.ts";
 
 /** Every bound on one guest. */
 export interface GuestLimits extends AcquisitionLimits {

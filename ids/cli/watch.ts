@@ -14,7 +14,7 @@ import type { LocalAgent } from "../local_agent.ts";
 import { AlertLog } from "../watch/alert_log.ts";
 import { loadWatchConfig, type VmConfig } from "../watch/config.ts";
 import { InvalidArgumentError, Option } from "commander";
-import { formatDuration, parseDuration } from "../watch/duration.ts";
+import { formatDuration, parseDuration } from "../duration.ts";
 import { WatchMetrics } from "../watch/metrics.ts";
 import { type MetricsServer, serveMetrics } from "../watch/metrics_server.ts";
 import type { WatchTarget } from "../watch/vm_loop.ts";

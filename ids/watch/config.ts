@@ -37,7 +37,7 @@
  */
 import { dirname, isAbsolute, resolve } from "node:path";
 import { FETCH_MODES, type FetchMode } from "../guest.ts";
-import { parseDuration } from "./duration.ts";
+import { parseDuration } from "../duration.ts";
 import { parseLimits } from "../limits.ts";
 
 /** One guest of the configuration, paths resolved. */

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { formatDuration, parseDuration } from "../../../ids/watch/duration.ts";
+import { formatDuration, parseDuration } from "../../ids/duration.ts";
 
 Deno.test("parseDuration() reads milliseconds, seconds, minutes and hours", async (t) => {
   for (
