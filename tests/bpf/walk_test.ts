@@ -39,7 +39,7 @@ function loadObject(name: string, elf: Uint8Array): LoadedProgram {
 Deno.test("walk_tasks without bpf_loop (the 5.10 path) resumes across fires and finds the same tasks", async () => {
   const bounded = loadObject(
     "walk_tasks",
-    await Deno.readFile(new URL("../testdata/bpf/walk_tasks.bounded.bpf.o", import.meta.url)),
+    bpfObject("walk_tasks", "bounded"),
   );
   const looped = loadObject("walk_tasks", bpfObject("walk_tasks"));
   const workload = await startSleepers(40);
@@ -59,10 +59,10 @@ Deno.test("walk_tasks without bpf_loop (the 5.10 path) resumes across fires and 
   }
 });
 
-Deno.test("walk_modules without bpf_loop loads and passes the verifier", async () => {
+Deno.test("walk_modules without bpf_loop loads and passes the verifier", () => {
   const program = loadObject(
     "walk_modules",
-    await Deno.readFile(new URL("../testdata/bpf/walk_modules.bounded.bpf.o", import.meta.url)),
+    bpfObject("walk_modules", "bounded"),
   );
   program.close();
 });
