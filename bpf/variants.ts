@@ -9,6 +9,7 @@
  *
  * @module
  */
+import { elfSections } from "./elf.ts";
 import { bpfObject, type ProgramName, programVariants, type VariantName } from "./objects.ts";
 
 /** What a kernel supports that decides which objects it can load. */
@@ -27,7 +28,6 @@ export interface ObjectNeeds {
   pseudoFunc: boolean;
 }
 
-const SHF_EXECINSTR = 0x4;
 const BPF_CALL = 0x85; // BPF_JMP | BPF_CALL
 const BPF_LD_IMM64 = 0x18; // BPF_LD | BPF_DW | BPF_IMM
 const SHT_PROGBITS = 1;
@@ -41,35 +41,14 @@ const SHT_REL = 9;
  */
 export function objectNeeds(elf: Uint8Array): ObjectNeeds {
   const view = new DataView(elf.buffer, elf.byteOffset, elf.byteLength);
-  const isElf64 = elf.length >= 64 && elf[0] === 0x7f && elf[1] === 0x45 && elf[2] === 0x4c &&
-    elf[3] === 0x46 && elf[4] === 2 && elf[5] === 1;
-  if (!isElf64) throw new Error("Not a 64-bit little-endian ELF object");
-  const shoff = Number(view.getBigUint64(0x28, true));
-  const shentsize = view.getUint16(0x3a, true);
-  const shnum = view.getUint16(0x3c, true);
-  if (shentsize < 64 || shoff + shnum * shentsize > elf.length) {
-    throw new Error("ELF section headers run past the end of the object");
-  }
-  const section = (s: number) => {
-    const at = shoff + s * shentsize;
-    const offset = Number(view.getBigUint64(at + 24, true));
-    const size = Number(view.getBigUint64(at + 32, true));
-    if (offset + size > elf.length) throw new Error(`ELF section ${s} runs past the end`);
-    return {
-      type: view.getUint32(at + 4, true),
-      code: (view.getBigUint64(at + 8, true) & BigInt(SHF_EXECINSTR)) !== 0n,
-      offset,
-      size,
-      link: view.getUint32(at + 40, true),
-      info: view.getUint32(at + 44, true),
-    };
-  };
+  const sections = elfSections(elf);
+  const isCode = (index: number) => sections[index]?.code === true;
   const helpers = new Set<number>();
   let pseudoFunc = false;
-  for (let s = 0; s < shnum; s++) {
-    const code = section(s);
-    if (code.type === SHT_PROGBITS && code.code) {
-      for (let i = code.offset; i + 8 <= code.offset + code.size; i += 8) {
+  for (const section of sections) {
+    const { offset, size } = section;
+    if (section.type === SHT_PROGBITS && section.code) {
+      for (let i = offset; i + 8 <= offset + size; i += 8) {
         if (elf[i] === BPF_CALL && elf[i + 1]! >> 4 === 0) {
           helpers.add(view.getInt32(i + 4, true));
         }
@@ -78,17 +57,17 @@ export function objectNeeds(elf: Uint8Array): ObjectNeeds {
     }
     // An ld_imm64 relocated against a symbol in a code section loads a function's address:
     // libbpf turns it into BPF_PSEUDO_FUNC (clang leaves src_reg 0 in the object).
-    if (code.type === SHT_REL && code.info < shnum && section(code.info).code) {
-      const target = section(code.info);
-      const symtab = section(code.link);
-      for (let r = code.offset; r + 16 <= code.offset + code.size; r += 16) {
-        const insn = target.offset + Number(view.getBigUint64(r, true));
-        const symbol = symtab.offset + Number(view.getBigUint64(r + 8, true) >> 32n) * 24;
-        if (insn + 8 > elf.length || symbol + 24 > elf.length) {
-          throw new Error(`ELF relocation section ${s} points past the end`);
-        }
-        const shndx = view.getUint16(symbol + 6, true);
-        if (elf[insn] === BPF_LD_IMM64 && shndx < shnum && section(shndx).code) pseudoFunc = true;
+    const target = sections[section.info];
+    const symtab = sections[section.link];
+    if (section.type !== SHT_REL || !target?.code || symtab === undefined) continue;
+    for (let r = offset; r + 16 <= offset + size; r += 16) {
+      const insn = target.offset + Number(view.getBigUint64(r, true));
+      const symbol = symtab.offset + Number(view.getBigUint64(r + 8, true) >> 32n) * 24;
+      if (insn + 8 > elf.length || symbol + 24 > elf.length) {
+        throw new Error(`ELF relocation section ${section.index} points past the end`);
+      }
+      if (elf[insn] === BPF_LD_IMM64 && isCode(view.getUint16(symbol + 6, true))) {
+        pseudoFunc = true;
       }
     }
   }
