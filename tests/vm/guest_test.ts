@@ -19,7 +19,8 @@ import {
   type TrueProcess,
 } from "./ground_truth.ts";
 import { sameComm } from "../_helpers/agent.ts";
-import { buildImage, KERNELS, REPO } from "./image.ts";
+import { buildImage, type KernelName, KERNELS, REPO } from "./image.ts";
+import type { VariantName } from "../../bpf/objects.ts";
 import { hasQemu, Vm } from "./qemu.ts";
 import { cliSecurityArgs, openGuest } from "./session.ts";
 
@@ -136,6 +137,16 @@ function checkSockets(
   );
 }
 
+/**
+ * The walkers' variant each kernel must be sent (bpf/variants.ts): bpf_loop came with 5.17, so
+ * 5.10 gets the bounded-loop walkers, 6.1 and 6.12 the bpf_loop ones.
+ */
+const WALKER_VARIANT: Record<KernelName, VariantName> = {
+  "5.10": "bounded",
+  "6.1": "loop",
+  "6.12": "loop",
+};
+
 for (const kernel of KERNELS) {
   Deno.test({
     name: `guest with kernel ${kernel}: the IDS's views equal the guest's own, in every fetch mode`,
@@ -224,6 +235,21 @@ for (const kernel of KERNELS) {
             assert.notEqual(container.netns, agent.netns, `${mode}: the container's namespace`);
           }
         });
+
+        await t.step(
+          `the walkers sent are the ${WALKER_VARIANT[kernel]} variants, and every program loaded`,
+          () => {
+            const walkers = WALKER_VARIANT[kernel];
+            assert.deepEqual(Object.fromEntries(guest.programVariants()), {
+              read_page: "plain",
+              read_pages: "plain",
+              walk_tasks: walkers,
+              walk_modules: walkers,
+              walk_plan: walkers,
+              walk_hash: walkers,
+            });
+          },
+        );
 
         await t.step("the agent listens on the guest's port 7070 (/proc/net/tcp)", async () => {
           const truth = await groundTruth(vm);
