@@ -1,4 +1,4 @@
-// The intrusion detectors in real guests (Debian's 6.1 and 6.12 kernels under QEMU), against
+// The intrusion detectors in real guests (Debian's 5.10, 6.1 and 6.12 kernels under QEMU), against
 // rootkit fixtures that really act (tests/testdata/rootkits/, built against each guest
 // kernel's headers): every detector is silent on the clean guest, then each fixture acts and
 // its detector's alert fires with the evidence, and what can be undone is undone and the alert
@@ -9,6 +9,8 @@
 import assert from "node:assert/strict";
 import type { Alert, CheckReport } from "../../ids/detect/alert.ts";
 import { runChecks } from "../../ids/detect/check.ts";
+import { decodeBranches } from "../../ids/detect/x86_branches.ts";
+import { objdump } from "../_helpers/objdump.ts";
 import { DEFAULT_POLICY } from "../../ids/detect/policy.ts";
 import type { Guest } from "../../ids/guest.ts";
 import { runCli } from "../_helpers/agent.ts";
@@ -67,6 +69,22 @@ for (const kernel of KERNELS) {
           assert.equal(run.code, 0, run.stdout + run.stderr);
           assert.deepEqual(JSON.parse(run.stdout).alerts, []);
         });
+
+        if (DISPATCHER[kernel]) {
+          await t.step("x64_sys_call decodes to exactly the branches objdump finds", async () => {
+            const kallsyms = guest.profile.kallsyms;
+            const start = kallsyms.lookup("x64_sys_call", { types: "Tt" });
+            assert.ok(start, "x64_sys_call in kallsyms");
+            const end = kallsyms.after(start)?.address;
+            assert.ok(end && end > start, "a symbol after x64_sys_call");
+            const code = await guest.memory().read(start, Number(end - start));
+            const reference = await objdump(code, start);
+            assert.deepEqual(reference.bad, [], "objdump decodes all of it");
+            const branches = decodeBranches(code, start);
+            assert.ok(branches.length > 300, `${branches.length} branches`);
+            assert.deepEqual(branches, reference.branches);
+          });
+        }
 
         // 5.10 has no x64_sys_call (see DISPATCHER): its dispatch-mode case is that the detector
         // knows there is no dispatcher to check, and the table is the live path.

@@ -1,4 +1,5 @@
-// End to end in real guests: Debian 12's kernel (6.1) and Debian 13's (6.12) under QEMU (TCG),
+// End to end in real guests: Debian 11's kernel (5.10), Debian 12's (6.1) and Debian 13's (6.12)
+// under QEMU (TCG),
 // each running the bundled agent. The IDS's process, module and socket lists, in every fetch
 // mode, are held against the guest's own view (/proc, /proc/modules, /proc/net, read in the
 // guest through the bed's serial shell before and after the IDS's walk).
@@ -20,7 +21,10 @@ import {
 } from "./ground_truth.ts";
 import { sameComm } from "../_helpers/agent.ts";
 import { buildImage, type KernelName, KERNELS, REPO } from "./image.ts";
-import type { VariantName } from "../../bpf/objects.ts";
+import { bpfObject, type VariantName } from "../../bpf/objects.ts";
+import { decodeRecords } from "../../bpf/records.ts";
+import { expectedVariants } from "../_helpers/variants.ts";
+import { BOUNDED_BATCH, checkWalkVariant, type WalkRunner } from "../_helpers/walk_scenarios.ts";
 import { hasQemu, Vm } from "./qemu.ts";
 import { cliSecurityArgs, openGuest } from "./session.ts";
 
@@ -239,15 +243,45 @@ for (const kernel of KERNELS) {
         await t.step(
           `the walkers sent are the ${WALKER_VARIANT[kernel]} variants, and every program loaded`,
           () => {
-            const walkers = WALKER_VARIANT[kernel];
-            assert.deepEqual(Object.fromEntries(guest.programVariants()), {
-              read_page: "plain",
-              read_pages: "plain",
-              walk_tasks: walkers,
-              walk_modules: walkers,
-              walk_plan: walkers,
-              walk_hash: walkers,
-            });
+            assert.deepEqual(
+              Object.fromEntries(guest.programVariants()),
+              expectedVariants(WALKER_VARIANT[kernel]),
+            );
+          },
+        );
+
+        await t.step(
+          "every walker variant the kernel can load resumes across fires, ends a looping list with a FAULT, stops at its limit",
+          async () => {
+            const runInGuest: WalkRunner = async (name, variant, params) => {
+              const handle = await guest.client.load(name, bpfObject(name, variant));
+              try {
+                const answer = await guest.client.run(handle, params);
+                const records = answer.chunks.flatMap((chunk) => [...decodeRecords(chunk)]);
+                return { records, fires: answer.body.fires };
+              } finally {
+                await guest.client.unload(handle);
+              }
+            };
+            const p = guest.profile;
+            const offsets = {
+              tasks: p.tasks.tasks.offset,
+              children: p.member("task_struct", "children").offset,
+              pid: p.tasks.pid.offset,
+            };
+            // 5.10 can load only the bounded walkers (no bpf_loop); newer kernels both.
+            const variants = WALKER_VARIANT[kernel] === "loop"
+              ? ["loop", "bounded"] as const
+              : ["bounded"] as const;
+            for (const variant of variants) {
+              await checkWalkVariant(
+                runInGuest,
+                variant,
+                offsets,
+                BOUNDED_BATCH + 1,
+                p.modules?.listHead,
+              );
+            }
           },
         );
 

@@ -8,15 +8,17 @@
  * these scripts, the host's deno, libbpf and busybox files).
  *
  * Kernels: Debian 12's comes through the machine's own apt configuration;
- * Debian 13's through a private one (its own sources list, lists and caches
- * under `.cache/vm/apt-trixie/`), verified with the machine's
- * debian-archive-keyring, which holds trixie's keys. The version is looked up
- * from the `linux-image-amd64` metapackage's Depends, never hard-coded.
+ * Debian 11's (bullseye, bullseye-updates and bullseye-security) and Debian
+ * 13's through private ones (their own sources list, lists and caches under
+ * `.cache/vm/apt-<codename>/`), verified with the machine's
+ * debian-archive-keyring, which holds both suites' keys. The version is looked
+ * up from the `linux-image-amd64` metapackage's Depends, never hard-coded.
  *
  * Rootkit fixtures (tests/testdata/rootkits/, see tests/vm/fixtures.ts) are
  * built against Debian's headers of exactly the guest kernel and put in the
  * image under /fixtures (not loaded at boot; tests/vm/rootkits.ts loads them).
- * Toolchain decision: 6.1 builds on the host (Debian 12's gcc-12 is the
+ * Toolchain decision: 5.10 builds on the host with CC=gcc-12 (its headers name
+ * gcc-10, which Debian 12 lacks); 6.1 builds on the host (Debian 12's gcc-12 is the
  * compiler the kernel was built with); 6.12 was built with gcc-14, whose
  * flags gcc-12 rejects, and trixie's kbuild tools need glibc 2.38, so it
  * builds in a debootstrapped trixie chroot (gcc-14, made once, cached under
