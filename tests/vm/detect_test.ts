@@ -70,6 +70,38 @@ for (const kernel of KERNELS) {
           assert.deepEqual(JSON.parse(run.stdout).alerts, []);
         });
 
+        await t.step(
+          'a policy {"listening":["udp/*"]} reports both TCP listeners, ids check exits 1',
+          async () => {
+            // The guest listens on tcp/7070 (the agent) and tcp/8080 (httpd, IPv6); before the
+            // 5.5–5.18 listening hash was read right, 5.10 showed neither and exited 0.
+            const dir = await Deno.makeTempDir({ prefix: "ebpfmonitor-vm-policy-" });
+            try {
+              await Deno.writeTextFile(`${dir}/policy.json`, '{"listening":["udp/*"]}');
+              const run = await runCli([
+                "ids",
+                "check",
+                "--json",
+                "--policy",
+                `${dir}/policy.json`,
+                "--connect",
+                vm.url,
+                ...await cliSecurityArgs(),
+              ]);
+              assert.equal(run.code, 1, run.stdout + run.stderr);
+              const alerts = (JSON.parse(run.stdout) as { alerts: Alert[] }).alerts;
+              assert.deepEqual(alerts.map((a) => a.detector), ["policy", "policy"], show(alerts));
+              assert.deepEqual(
+                alerts.map((a) => a.summary.match(/tcp\/\d+/)?.[0]).sort(),
+                ["tcp/7070", "tcp/8080"],
+                show(alerts),
+              );
+            } finally {
+              await Deno.remove(dir, { recursive: true });
+            }
+          },
+        );
+
         if (DISPATCHER[kernel]) {
           await t.step("x64_sys_call decodes to exactly the branches objdump finds", async () => {
             const kallsyms = guest.profile.kallsyms;
