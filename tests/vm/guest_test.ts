@@ -250,6 +250,21 @@ for (const kernel of KERNELS) {
           },
         );
 
+        if (WALKER_VARIANT[kernel] === "bounded") {
+          await t.step(
+            "the bpf_loop walkers do not load here: the reason for the variants",
+            async () => {
+              // Before 5.13 the kernel knows no pseudo functions: it rejects the object before
+              // verifying one instruction ("number of funcs in func_info doesn't match number of
+              // subprogs"; with a CO-RE-guarded callback, "unrecognized bpf_ld_imm64 insn").
+              await assert.rejects(
+                guest.client.load("walk_tasks", bpfObject("walk_tasks", "loop")),
+                /bpf_object__load\(walk_tasks\) failed: Invalid argument[\s\S]*processed 0 insns/,
+              );
+            },
+          );
+        }
+
         await t.step(
           "every walker variant the kernel can load resumes across fires, ends a looping list with a FAULT, stops at its limit",
           async () => {
