@@ -7,6 +7,16 @@
 #ifndef EBPFMON_WALK_H
 #define EBPFMON_WALK_H
 
+/*
+ * Each walker is built twice (bpf/build.sh), and the IDS sends each kernel the
+ * variant it can load (ids/memory/programs.ts):
+ *  - "loop": bpf_loop() (Linux 5.17) with a callback, whose address is an
+ *    ld_imm64 of a pseudo function (BPF_PSEUDO_FUNC, Linux 5.13). Kernels
+ *    before 5.13 reject that instruction before verifying anything, even in a
+ *    branch CO-RE would remove, so the variant holds no other path;
+ *  - "bounded" (EBPFMON_BOUNDED_LOOP=1): a bounded loop (Linux 5.3) of
+ *    BATCH_UNROLLED visits per fire, for kernels without bpf_loop.
+ */
 #ifndef EBPFMON_BOUNDED_LOOP
 #define EBPFMON_BOUNDED_LOOP 0
 #endif
@@ -91,22 +101,16 @@ static __always_inline long walk_advance(__u64 next)
 /* Runs one batch of visits and writes the closing record of this fire. */
 static __always_inline void walk_batch(long (*visit)(__u32 index, void *ctx))
 {
-	int i;
-
 	if (state.status == WALK_GOING) {
-		/*
-		 * bpf_loop() came with Linux 5.17; CO-RE tells at load time whether the
-		 * running kernel has it, and the verifier drops the branch it does not take.
-		 * EBPFMON_BOUNDED_LOOP builds the 5.10 path on any kernel (for its test).
-		 */
-		if (!EBPFMON_BOUNDED_LOOP &&
-		    bpf_core_enum_value_exists(enum bpf_func_id, BPF_FUNC_loop)) {
-			bpf_loop(BATCH_LOOP, visit, NULL, 0);
-		} else {
-			for (i = 0; i < BATCH_UNROLLED; i++)
-				if (visit(i, NULL))
-					break;
-		}
+#if EBPFMON_BOUNDED_LOOP
+		int i;
+
+		for (i = 0; i < BATCH_UNROLLED; i++)
+			if (visit(i, NULL))
+				break;
+#else
+		bpf_loop(BATCH_LOOP, visit, NULL, 0);
+#endif
 	}
 	if (state.status == WALK_DONE)
 		emit(REC_END, 0, state.visited);

@@ -21,6 +21,7 @@ import { PageCache } from "./memory/page_cache.ts";
 import type { CapturePlan } from "./memory/plan.ts";
 import { RangeCache } from "./memory/range_cache.ts";
 import { ProgramSet, WalkFault } from "./memory/programs.ts";
+import type { ProgramName, VariantName } from "../bpf/objects.ts";
 import { Btf } from "./profile/btf.ts";
 import { Kallsyms } from "./profile/kallsyms.ts";
 import { KernelProfile } from "./profile/profile.ts";
@@ -135,7 +136,7 @@ export class Guest {
     this.client = client;
     this.profile = profile;
     this.limits = limits;
-    this.#programs = new ProgramSet(client);
+    this.#programs = new ProgramSet(client, profile.bpf);
     this.#plans = plans;
   }
 
@@ -197,6 +198,11 @@ export class Guest {
       client.close();
       throw error;
     }
+  }
+
+  /** The variant of each program loaded into the agent so far (bpf/objects.ts), by name. */
+  programVariants(): ReadonlyMap<ProgramName, VariantName> {
+    return this.#programs.loaded();
   }
 
   /**

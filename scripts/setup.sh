@@ -10,9 +10,11 @@ APT_PACKAGES=(libbpf1 libbpf-dev bpftool clang llvm util-linux)
 # The VM test bed (tests/vm/): QEMU, the guest's busybox, cpio for its initramfs, xz and zstd for kernel modules.
 APT_PACKAGES+=(qemu-system-x86 busybox-static cpio xz-utils zstd)
 # The bed's rootkit fixtures (tests/vm/fixtures.ts): kernel modules built with make and gcc-12
-# against the 6.1 guest's headers (kbuild's tools need libelf), and in a debootstrapped trixie
-# chroot (gcc-14) for the 6.12 guest.
-APT_PACKAGES+=(make gcc libc6-dev libelf1 debootstrap)
+# against the 5.10 and 6.1 guests' headers (kbuild's tools need libelf), and in a debootstrapped
+# trixie chroot (gcc-14) for the 6.12 guest.
+APT_PACKAGES+=(make gcc gcc-12 libc6-dev libelf1 debootstrap)
+# objdump, against which the x86 branch decoder is tested (tests/vm/detect_test.ts).
+APT_PACKAGES+=(binutils)
 
 if [ "$(id -u)" -ne 0 ]; then
   echo "setup.sh: run as root (it installs Debian packages, and the agent needs root)" >&2

@@ -5,7 +5,9 @@
  * calls to the handlers. It walks the instructions linearly from the first
  * byte and returns every relative branch with its target. It knows only the
  * instructions such code is made of; anything else is an error, never a guess,
- * so a branch is never read from the middle of another instruction.
+ * so a branch is never read from the middle of another instruction. Operand-size
+ * prefixed immediates (`66 81`, `66 c7`, `66 b8+r`) take 16 bits; a prefix this
+ * decoder cannot place (66 on a branch, a prefix after REX) is refused.
  *
  * @module
  */
@@ -72,20 +74,34 @@ export function decodeBranches(code: Uint8Array, base: bigint): Branch[] {
     branches.push({ offset, kind, target: base + BigInt(offset + length + displacement) });
   while (at < code.length) {
     const start = at;
-    // Prefixes: operand size, segment overrides (used as padding), REX.
+    const fail = () =>
+      new DecodeError(start, code.subarray(start, Math.min(start + 8, code.length)));
+    // Prefixes: operand size, segment overrides (used as padding), then at most one REX. A legacy
+    // prefix after REX voids the REX: such code is refused, not guessed at.
+    let rex = false;
     let rexW = false;
+    let operand16 = false;
     while (at < code.length) {
       const b = code[at]!;
-      if (b === 0x66 || b === 0x2e || b === 0x3e) at++;
-      else if (b >= 0x40 && b <= 0x4f) {
+      if (b === 0x66 || b === 0x2e || b === 0x3e) {
+        if (rex) throw fail();
+        operand16 ||= b === 0x66;
+        at++;
+      } else if (b >= 0x40 && b <= 0x4f) {
+        if (rex) throw fail();
+        rex = true;
         rexW = (b & 8) !== 0;
         at++;
       } else break;
     }
     const op = code[at];
-    const fail = () =>
-      new DecodeError(start, code.subarray(start, Math.min(start + 8, code.length)));
     if (op === undefined) throw fail();
+    // An immediate of the operand size: 16 bits after 66 (REX.W overrides it), else 32.
+    const imm = rexW || !operand16 ? 4 : 2;
+    // 66 on a relative branch is handled differently by Intel (ignored) and AMD (rel16): refused.
+    const isBranch = op === 0xe8 || op === 0xe9 || op === 0xeb || (op >= 0x70 && op <= 0x7f) ||
+      (op === 0x0f && (code[at + 1] ?? 0) >= 0x80 && (code[at + 1] ?? 0) <= 0x8f);
+    if (operand16 && isBranch) throw fail();
     let length: number;
     if (op === 0xe8 || op === 0xe9) {
       length = at - start + 5;
@@ -110,8 +126,9 @@ export function decodeBranches(code: Uint8Array, base: bigint): Branch[] {
       } else throw fail();
     } else if (op === 0xf3 && code[at + 1] === 0x0f && code[at + 2] === 0x1e) {
       length = at - start + 4; // endbr64
-    } else if (op === 0x81 || op === 0xc7) length = at - start + 1 + modrmLength(code, at + 1) + 4;
-    else if (op === 0x83 || op === 0xc1) length = at - start + 1 + modrmLength(code, at + 1) + 1;
+    } else if (op === 0x81 || (op === 0xc7 && ((code[at + 1] ?? 0) & 0x38) === 0)) {
+      length = at - start + 1 + modrmLength(code, at + 1) + imm; // group 1 op, imm; mov r/m, imm
+    } else if (op === 0x83 || op === 0xc1) length = at - start + 1 + modrmLength(code, at + 1) + 1;
     else if (
       [0x01, 0x03, 0x09, 0x0b, 0x21, 0x23, 0x29, 0x2b, 0x31, 0x33, 0x39, 0x3b, 0x85, 0x87]
         .includes(op) ||
@@ -123,7 +140,7 @@ export function decodeBranches(code: Uint8Array, base: bigint): Branch[] {
       if (op === 0xff && reg >= 2 && reg <= 5) {
         branches.push({ offset: start, kind: "indirect", target: 0n });
       }
-    } else if (op >= 0xb8 && op <= 0xbf) length = at - start + 1 + (rexW ? 8 : 4);
+    } else if (op >= 0xb8 && op <= 0xbf) length = at - start + 1 + (rexW ? 8 : imm); // mov r, imm
     else if (
       op === 0x90 || op === 0xcc || op === 0xc3 || (op >= 0x50 && op <= 0x5f) || op === 0x98 ||
       op === 0x99

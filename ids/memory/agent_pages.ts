@@ -13,6 +13,22 @@ import { describeErrno, type ProgramSet } from "./programs.ts";
 /** Pages one `read_pages` run reads at most (READ_PAGES_MAX in bpf/read_pages.bpf.c). */
 export const READ_PAGES_MAX = 256;
 
+/** Encodes read_page's parameters (struct read_page_params after the agent's header). */
+export function encodeReadPage(page: bigint): Uint8Array {
+  const params = new Uint8Array(8);
+  new DataView(params.buffer).setBigUint64(0, page, true);
+  return params;
+}
+
+/** Encodes read_pages' parameters (struct read_pages_params after the agent's header). */
+export function encodeReadPages(pages: bigint[]): Uint8Array {
+  const params = new Uint8Array(8 + 8 * pages.length);
+  const view = new DataView(params.buffer);
+  view.setUint32(0, pages.length, true);
+  pages.forEach((page, i) => view.setBigUint64(8 + 8 * i, page, true));
+  return params;
+}
+
 /** Reads pages through the agent's read_page and read_pages programs. */
 export class AgentPageSource implements PageSource {
   readonly #programs: ProgramSet;
@@ -26,9 +42,7 @@ export class AgentPageSource implements PageSource {
 
   /** Fetches the page at `page`. */
   async readPage(page: bigint): Promise<Uint8Array> {
-    const params = new Uint8Array(8);
-    new DataView(params.buffer).setBigUint64(0, page, true);
-    for (const record of await this.#programs.run("read_page", params)) {
+    for (const record of await this.#programs.run("read_page", encodeReadPage(page))) {
       if (record.kind === RecordKind.Page && record.addr === page) return record.payload;
       if (record.kind === RecordKind.Fault) {
         throw new MemoryFault(page, describeErrno(record.value));
@@ -44,10 +58,7 @@ export class AgentPageSource implements PageSource {
         `read_pages reads at most ${READ_PAGES_MAX} pages, asked for ${pages.length}`,
       );
     }
-    const params = new Uint8Array(8 + 8 * pages.length);
-    const view = new DataView(params.buffer);
-    view.setUint32(0, pages.length, true);
-    pages.forEach((page, i) => view.setBigUint64(8 + 8 * i, page, true));
+    const params = encodeReadPages(pages);
     const found = new Map<bigint, Uint8Array | MemoryFault>();
     for (const record of await this.#programs.run("read_pages", params)) {
       if (record.kind === RecordKind.Page) found.set(record.addr, record.payload);

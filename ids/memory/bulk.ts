@@ -51,6 +51,19 @@ const WALKS = {
 export type WalkedList = keyof typeof WALKS;
 
 /**
+ * Encodes a list walker's parameters (struct walk_tasks_params and
+ * walk_modules_params after the agent's header): where to start, how many
+ * objects at most.
+ */
+export function encodeListWalk(start: bigint, limit = ALL): Uint8Array {
+  const params = new Uint8Array(16);
+  const view = new DataView(params.buffer);
+  view.setBigUint64(0, start, true);
+  view.setUint32(8, Math.min(limit, ALL), true);
+  return params;
+}
+
+/**
  * Walks a kernel list in the guest and caches the pages of at most `limit`
  * objects. For `tasks`, `start` is a task on the list (0: the agent's own
  * task), and each task comes with its creds and real_parent; for `modules`,
@@ -64,10 +77,6 @@ export async function bulkWalk(
   limit = ALL,
 ): Promise<WalkResult> {
   const walk = WALKS[list];
-  const params = new Uint8Array(16);
-  const view = new DataView(params.buffer);
-  view.setBigUint64(0, start, true);
-  view.setUint32(8, Math.min(limit, ALL), true);
-  const records = await programs.run(walk.program, params);
+  const records = await programs.run(walk.program, encodeListWalk(start, limit));
   return collect(walk.what, records, cache, walk.tag);
 }

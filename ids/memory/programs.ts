@@ -7,7 +7,8 @@
  */
 import { formatAddress } from "./address.ts";
 import type { AgentClient } from "../client/agent_client.ts";
-import { bpfObject, type ProgramName } from "../../bpf/objects.ts";
+import { bpfObject, type ProgramName, type VariantName } from "../../bpf/objects.ts";
+import { type BpfFeatures, chooseVariant } from "../../bpf/variants.ts";
 import { type BpfRecord, decodeRecords, FaultCode, RecordKind } from "../../bpf/records.ts";
 
 /** A walk or read in the guest failed; the message says where and why. */
@@ -48,25 +49,47 @@ export function describeErrno(code: bigint): string {
   return `unreadable (${ERRNO_NAMES[n] ?? "errno"} ${n})`;
 }
 
-/** The programs loaded into one agent connection. */
+/**
+ * The programs loaded into one agent connection: of each, the variant the
+ * kernel can load (bpf/variants.ts), chosen from what the profile says the
+ * kernel supports.
+ */
 export class ProgramSet {
   readonly #client: AgentClient;
+  readonly #features: BpfFeatures;
   readonly #handles = new Map<ProgramName, Promise<number>>();
+  readonly #loaded = new Map<ProgramName, VariantName>();
 
-  /** @param client the agent connection the programs live in */
-  constructor(client: AgentClient) {
+  /**
+   * @param client the agent connection the programs live in
+   * @param features what the guest kernel's eBPF supports (from its profile)
+   */
+  constructor(client: AgentClient, features: BpfFeatures) {
     this.#client = client;
+    this.#features = features;
   }
 
   /** The handle of `name`, loading it on first use. */
   handle(name: ProgramName): Promise<number> {
     let handle = this.#handles.get(name);
     if (handle === undefined) {
-      handle = this.#client.load(name, bpfObject(name));
+      handle = this.#load(name);
       this.#handles.set(name, handle);
       handle.catch(() => this.#handles.delete(name));
     }
     return handle;
+  }
+
+  async #load(name: ProgramName): Promise<number> {
+    const variant = chooseVariant(name, this.#features);
+    const handle = await this.#client.load(name, bpfObject(name, variant));
+    this.#loaded.set(name, variant);
+    return handle;
+  }
+
+  /** The variant of each program loaded so far, by program name. */
+  loaded(): ReadonlyMap<ProgramName, VariantName> {
+    return this.#loaded;
   }
 
   /** Loads the programs ahead of time, so that no measured request pays for a load. */

@@ -13,6 +13,8 @@
 
 import { type Btf, BtfKind } from "./btf.ts";
 import { type AddressRange, DATA_SYMBOL_TYPES, type Kallsyms } from "./kallsyms.ts";
+import type { BpfFeatures } from "../../bpf/variants.ts";
+import { bpfFeatures } from "./bpf_features.ts";
 
 /** Error thrown when a mandatory part of the profile is missing from BTF or kallsyms. */
 export class ProfileError extends Error {
@@ -272,6 +274,8 @@ export class KernelProfile {
   readonly sockets: SocketLayout | undefined;
   /** Why {@link sockets} is undefined; undefined when it is defined. */
   readonly socketsNote: string | undefined;
+  /** What the kernel's eBPF supports: decides which program variants it is sent. */
+  readonly bpf: BpfFeatures;
 
   /**
    * Builds the profile.
@@ -351,6 +355,7 @@ export class KernelProfile {
     }
     this.sockets = sockets;
     this.socketsNote = socketsNote;
+    this.bpf = bpfFeatures(btf);
   }
 
   /** Name of an `enum module_state` value (`"MODULE_STATE_LIVE"`...), or undefined. */
@@ -509,9 +514,10 @@ function socketLayout(layouts: Layouts, kallsyms: Kallsyms): SocketLayout {
   const skc = (path: string) => layouts.member("sock_common", path);
   const nullsNode = skc("skc_nulls_node");
 
-  // Linux 6.1 ("tcp: Introduce optional per-netns ehash") embedded tcp_death_row in
-  // netns_ipv4 again (4.x–6.0 held a pointer to it); both lead to the netns's inet_hashinfo,
-  // the global tcp_hashinfo unless the netns has its own.
+  // Linux 5.19 ("tcp: allocate tcp_death_row outside of struct netns_ipv4") made
+  // netns_ipv4.tcp_death_row a pointer; 6.1 ("tcp: Introduce optional per-netns ehash") embedded
+  // it again (5.10 embeds it too). Both lead to the netns's inet_hashinfo, the global
+  // tcp_hashinfo unless the netns has its own.
   const deathRow = layouts.btf.memberOf("net", "ipv4.tcp_death_row");
   if (deathRow === undefined) {
     throw new ProfileError("Kernel profile: struct net has no member ipv4.tcp_death_row");
@@ -519,10 +525,14 @@ function socketLayout(layouts: Layouts, kallsyms: Kallsyms): SocketLayout {
   const deathRowPointer = deathRow.kind === "ptr";
 
   // Linux 5.19 ("net: inet: Retire port only listening_hash") made lhash2 the only listening
-  // hash, an hlist_nulls `nulls_head` through skc_nulls_node; before, lhash2 chained listeners
-  // through inet_connection_sock.icsk_listen_portaddr_node in a plain hlist `head`.
-  const listenNulls = layouts.has("inet_listen_hashbucket", "nulls_head");
-  const listenBucket: SocketBucketLayout = listenNulls
+  // hash, an hlist_nulls `nulls_head` chained through skc_nulls_node, and removed
+  // icsk_listen_portaddr_node. Before, lhash2 chained listeners through
+  // inet_connection_sock.icsk_listen_portaddr_node in a plain hlist `head`. The member to test is
+  // the node, not the bucket's `nulls_head`: from 5.5 ("inet: Add hlist_nulls_head to
+  // inet_listen_hashbucket") to 5.18 the bucket is a union of `head` and `nulls_head` (the latter
+  // for the port-only listening_hash), and lhash2 still uses `head`.
+  const listenPortaddr = optional("inet_connection_sock", "icsk_listen_portaddr_node");
+  const listenBucket: SocketBucketLayout = listenPortaddr === undefined
     ? {
       size: layouts.structSize("inet_listen_hashbucket"),
       head: layouts.member("inet_listen_hashbucket", "nulls_head.first").offset,
@@ -533,7 +543,7 @@ function socketLayout(layouts: Layouts, kallsyms: Kallsyms): SocketLayout {
       size: layouts.structSize("inet_listen_hashbucket"),
       head: layouts.member("inet_listen_hashbucket", "head.first").offset,
       nulls: false,
-      link: layouts.member("inet_connection_sock", "icsk_listen_portaddr_node").offset,
+      link: listenPortaddr.offset,
     };
 
   // Linux 6.2 ("udp: Introduce optional per-netns hash table") gave each netns a pointer to its

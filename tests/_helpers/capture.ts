@@ -20,6 +20,8 @@ import { clientSecurity } from "../../ids/cli/session.ts";
 import { bulkWalk } from "../../ids/memory/bulk.ts";
 import { KernelMemory } from "../../ids/memory/memory.ts";
 import { PageCache } from "../../ids/memory/page_cache.ts";
+import { bpfFeatures } from "../../ids/profile/bpf_features.ts";
+import { Btf } from "../../ids/profile/btf.ts";
 import { ProgramSet } from "../../ids/memory/programs.ts";
 import { listTasks } from "../../ids/os/tasks.ts";
 import { hex } from "../../ids/cli/format.ts";
@@ -52,7 +54,7 @@ async function capture(url: string, security: ClientSecurity, name: string): Pro
     const kallsyms = (await client.kallsyms()).split("\n")
       .filter((line) => PROFILE_SYMBOLS.has(line.split(/\s+/)[2] ?? ""))
       .join("\n") + "\n";
-    const programs = new ProgramSet(client);
+    const programs = new ProgramSet(client, bpfFeatures(Btf.parse(await client.btf())));
     await programs.preload(["walk_tasks"]);
 
     const before = procSnapshot();

@@ -48,7 +48,7 @@ async function capture(name: string): Promise<void> {
     try {
       const tables = (await guest.socketTables())!;
       const spec = socketWalkSpec(tables, (await socketCapturePlan(guest.profile))!, "bulk");
-      const programs = new ProgramSet(guest.client);
+      const programs = new ProgramSet(guest.client, guest.profile.bpf);
       const before = await readProcNet();
       const records = await programs.run("walk_hash", encodeHashWalk(spec));
       const after = await readProcNet();

@@ -45,7 +45,7 @@ Deno.test({
       const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
       const bounded = LoadedProgram.load(
         "walk_hash",
-        await Deno.readFile(new URL("../testdata/bpf/walk_hash.bounded.bpf.o", import.meta.url)),
+        bpfObject("walk_hash", "bounded"),
       );
       const looped = LoadedProgram.load("walk_hash", bpfObject("walk_hash"));
       try {

@@ -1,95 +1,77 @@
-// Real eBPF on this machine's kernel (run as root): the walkers' resumable walk,
-// through both loop paths.
+// Real eBPF on this machine's kernel (run as root): both variants of the walkers (bpf_loop, and
+// the bounded loop that kernels before 5.17 are sent), through the scenarios every variant must
+// pass (tests/_helpers/walk_scenarios.ts), and the loop variant's pause on a full ring buffer.
+// This kernel has no module list (CONFIG_MODULES off): walk_modules is exercised in the guests.
 import assert from "node:assert/strict";
 import { LoadedProgram } from "../../agent/program.ts";
 import { bpfObject } from "../../bpf/objects.ts";
-import { AddrTag, decodeRecords, RecordKind } from "../../bpf/records.ts";
+import { AddrTag, type BpfRecord, decodeRecords, RecordKind } from "../../bpf/records.ts";
+import { encodeListWalk } from "../../ids/memory/bulk.ts";
+import { Btf } from "../../ids/profile/btf.ts";
 import { startSleepers } from "../../ids/cli/workload.ts";
+import { IS_ROOT } from "../_helpers/agent.ts";
+import { BOUNDED_BATCH, checkWalkVariant, type WalkRunner } from "../_helpers/walk_scenarios.ts";
 
-const ALL = 0xffff_ffff;
-
-function walkParams(start: bigint, limit: number): Uint8Array {
-  const params = new Uint8Array(16);
-  new DataView(params.buffer).setBigUint64(0, start, true);
-  new DataView(params.buffer).setUint32(8, limit, true);
-  return params;
-}
-
-/** Runs a walk to its end; returns the tasks it reported, its fires and its closing record. */
-function walk(program: LoadedProgram, limit = ALL) {
-  const run = program.run(walkParams(0n, limit));
-  const tasks: bigint[] = [];
-  const kinds: number[] = [];
-  for (;;) {
-    const step = run.next();
-    if (step.done) return { tasks, fires: step.value.fires, last: kinds.at(-1) };
-    for (const record of decodeRecords(step.value)) {
-      kinds.push(record.kind);
-      if (record.kind === RecordKind.Addr && record.value === BigInt(AddrTag.Task)) {
-        tasks.push(record.addr);
+/** Loads and runs a program in this process, as the agent does. */
+const runHere: WalkRunner = (name, variant, params) => {
+  const program = LoadedProgram.load(name, bpfObject(name, variant));
+  try {
+    const run = program.run(params);
+    const records: BpfRecord[] = [];
+    for (;;) {
+      const step = run.next();
+      if (step.done) return Promise.resolve({ records, fires: step.value.fires });
+      for (const record of decodeRecords(step.value)) {
+        records.push({ ...record, payload: record.payload.slice() });
       }
     }
-  }
-}
-
-function loadObject(name: string, elf: Uint8Array): LoadedProgram {
-  return LoadedProgram.load(name, elf);
-}
-
-Deno.test("walk_tasks without bpf_loop (the 5.10 path) resumes across fires and finds the same tasks", async () => {
-  const bounded = loadObject(
-    "walk_tasks",
-    await Deno.readFile(new URL("../testdata/bpf/walk_tasks.bounded.bpf.o", import.meta.url)),
-  );
-  const looped = loadObject("walk_tasks", bpfObject("walk_tasks"));
-  const workload = await startSleepers(40);
-  try {
-    const a = walk(bounded);
-    const b = walk(looped);
-    // 32 tasks per fire on the bounded path: more than 40 tasks need several fires.
-    assert.ok(a.fires > 1, `bounded path fired ${a.fires} times`);
-    assert.equal(b.fires, 1);
-    assert.equal(a.last, RecordKind.End);
-    assert.equal(b.last, RecordKind.End);
-    assert.deepEqual(new Set(a.tasks), new Set(b.tasks));
-  } finally {
-    await workload.stop();
-    bounded.close();
-    looped.close();
-  }
-});
-
-Deno.test("walk_modules without bpf_loop loads and passes the verifier", async () => {
-  const program = loadObject(
-    "walk_modules",
-    await Deno.readFile(new URL("../testdata/bpf/walk_modules.bounded.bpf.o", import.meta.url)),
-  );
-  program.close();
-});
-
-Deno.test("walk_tasks pauses when its ring buffer fills and resumes where it stopped", async () => {
-  const program = loadObject("walk_tasks", bpfObject("walk_tasks"));
-  // A 4 MiB ring holds a few hundred tasks with their pages: 800 more force pauses.
-  const workload = await startSleepers(800);
-  try {
-    const result = walk(program);
-    assert.ok(result.fires > 1, `walk fired ${result.fires} times`);
-    assert.equal(result.last, RecordKind.End);
-    assert.equal(new Set(result.tasks).size, result.tasks.length, "no task twice");
-    assert.ok(result.tasks.length >= 800, `found ${result.tasks.length} tasks`);
-  } finally {
-    await workload.stop();
-    program.close();
-  }
-});
-
-Deno.test("walk_tasks stops at its limit", () => {
-  const program = loadObject("walk_tasks", bpfObject("walk_tasks"));
-  try {
-    const result = walk(program, 5);
-    assert.equal(result.tasks.length, 5);
-    assert.equal(result.last, RecordKind.End);
   } finally {
     program.close();
   }
+};
+
+function taskOffsets() {
+  const btf = Btf.parse(Deno.readFileSync("/sys/kernel/btf/vmlinux"));
+  const offset = (path: string) => btf.memberOf("task_struct", path)!.offset;
+  return { tasks: offset("tasks"), children: offset("children"), pid: offset("pid") };
+}
+
+for (const variant of ["bounded", "loop"] as const) {
+  Deno.test({
+    name:
+      `the ${variant} walkers resume across fires, end a looping list with a FAULT, stop at their limit (root)`,
+    ignore: !IS_ROOT,
+    async fn() {
+      // More tasks than one bounded fire visits.
+      const workload = await startSleepers(2 * BOUNDED_BATCH);
+      try {
+        await checkWalkVariant(runHere, variant, taskOffsets(), 2 * BOUNDED_BATCH);
+      } finally {
+        await workload.stop();
+      }
+    },
+  });
+}
+
+Deno.test({
+  name: "walk_tasks (loop) pauses when its ring buffer fills and resumes where it stopped (root)",
+  ignore: !IS_ROOT,
+  async fn() {
+    // A 4 MiB ring holds a few hundred tasks with their pages: 800 more force pauses. (A bounded
+    // fire visits 32 tasks, at most 32 × 74 KiB, so the bounded walkers never fill their ring.)
+    const workload = await startSleepers(800);
+    try {
+      const { records, fires } = await runHere("walk_tasks", "loop", encodeListWalk(0n));
+      const tasks = records.filter((r) =>
+        r.kind === RecordKind.Addr && r.value === BigInt(AddrTag.Task)
+      ).map((r) => r.addr);
+      assert.ok(fires > 1, `walk fired ${fires} times`);
+      assert.ok(records.some((r) => r.kind === RecordKind.More), "a MORE record: it paused");
+      assert.equal(records.at(-1)?.kind, RecordKind.End);
+      assert.equal(new Set(tasks).size, tasks.length, "no task twice");
+      assert.ok(tasks.length >= 800, `found ${tasks.length} tasks`);
+    } finally {
+      await workload.stop();
+    }
+  },
 });

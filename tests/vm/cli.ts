@@ -2,9 +2,10 @@
  * `deno task vm`: one guest by hand.
  *
  * ```sh
- * deno task vm build [--kernel 6.1|6.12]          # build (or find) the images
+ * deno task vm build [--kernel 5.10|6.1|6.12]     # build (or find) the images
  * deno task vm ps --kernel 6.12 [--fetch page] [--json]   # = ids ps against a fresh guest
  * deno task vm lsmod --kernel 6.1 [--json]        # = ids lsmod
+ * deno task vm sockets --kernel 5.10 [--json]     # = ids sockets
  * deno task vm check --kernel 6.12 [--json]       # = ids check
  * deno task vm bench --kernel 6.1 [--json]        # = ids bench, with 100 extra sleepers
  * deno task vm shell --kernel 6.1                 # keep a guest up until Ctrl-C
@@ -23,6 +24,7 @@ import { check } from "../../ids/cli/check.ts";
 import type { FetchMode } from "../../ids/guest.ts";
 import { lsmod } from "../../ids/cli/lsmod.ts";
 import { ps } from "../../ids/cli/ps.ts";
+import { sockets } from "../../ids/cli/sockets.ts";
 import { buildImage, type KernelName, KERNELS, parseKernel } from "./image.ts";
 import { Vm, type VmOptions } from "./qemu.ts";
 import { bedConnectOptions, cliSecurityArgs } from "./session.ts";
@@ -68,7 +70,7 @@ function program(setExit: (code: number) => void): Command {
 
   root.command("build")
     .description("build (or find in .cache/vm) the guest images")
-    .addOption(kernelOption().default(undefined, "both"))
+    .addOption(kernelOption().default(undefined, "all"))
     .action(async (o: { kernel?: KernelName }) => {
       for (const kernel of o.kernel ? [o.kernel] : KERNELS) {
         const image = await buildImage(kernel);
@@ -96,6 +98,15 @@ function program(setExit: (code: number) => void): Command {
   viewCommand("lsmod", "boot a guest, print the IDS's module list (as `ids lsmod`), stop it")
     .action(async (o) =>
       setExit(await withVm(o.kernel, o, async (vm) => lsmod(await viewOptions(vm, o))))
+    );
+
+  viewCommand("sockets", "boot a guest, print the IDS's socket list (as `ids sockets`), stop it")
+    .option("--all-namespaces", "also the sockets of other network namespaces", false)
+    .action(async (o) =>
+      setExit(
+        await withVm(o.kernel, o, async (vm) =>
+          sockets({ ...await viewOptions(vm, o), allNamespaces: o.allNamespaces })),
+      )
     );
 
   viewCommand("check", "boot a guest, run `ids check` against it, stop it")

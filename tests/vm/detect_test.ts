@@ -1,4 +1,4 @@
-// The intrusion detectors in real guests (Debian's 6.1 and 6.12 kernels under QEMU), against
+// The intrusion detectors in real guests (Debian's 5.10, 6.1 and 6.12 kernels under QEMU), against
 // rootkit fixtures that really act (tests/testdata/rootkits/, built against each guest
 // kernel's headers): every detector is silent on the clean guest, then each fixture acts and
 // its detector's alert fires with the evidence, and what can be undone is undone and the alert
@@ -9,12 +9,15 @@
 import assert from "node:assert/strict";
 import type { Alert, CheckReport } from "../../ids/detect/alert.ts";
 import { runChecks } from "../../ids/detect/check.ts";
+import { decodeBranches } from "../../ids/detect/x86_branches.ts";
+import { objdump } from "../_helpers/objdump.ts";
 import { DEFAULT_POLICY } from "../../ids/detect/policy.ts";
 import type { Guest } from "../../ids/guest.ts";
 import { runCli } from "../_helpers/agent.ts";
 import { buildImage, KERNELS } from "./image.ts";
 import { hasQemu, Vm } from "./qemu.ts";
 import {
+  DISPATCHER,
   hideModule,
   hideTask,
   HOOKED_SYSCALL,
@@ -67,7 +70,64 @@ for (const kernel of KERNELS) {
           assert.deepEqual(JSON.parse(run.stdout).alerts, []);
         });
 
-        for (const mode of ["table", "dispatch"] as const) {
+        await t.step(
+          'a policy {"listening":["udp/*"]} reports both TCP listeners, ids check exits 1',
+          async () => {
+            // The guest listens on tcp/7070 (the agent) and tcp/8080 (httpd, IPv6); before the
+            // 5.5–5.18 listening hash was read right, 5.10 showed neither and exited 0.
+            const dir = await Deno.makeTempDir({ prefix: "ebpfmonitor-vm-policy-" });
+            try {
+              await Deno.writeTextFile(`${dir}/policy.json`, '{"listening":["udp/*"]}');
+              const run = await runCli([
+                "ids",
+                "check",
+                "--json",
+                "--policy",
+                `${dir}/policy.json`,
+                "--connect",
+                vm.url,
+                ...await cliSecurityArgs(),
+              ]);
+              assert.equal(run.code, 1, run.stdout + run.stderr);
+              const alerts = (JSON.parse(run.stdout) as { alerts: Alert[] }).alerts;
+              assert.deepEqual(alerts.map((a) => a.detector), ["policy", "policy"], show(alerts));
+              assert.deepEqual(
+                alerts.map((a) => a.summary.match(/tcp\/\d+/)?.[0]).sort(),
+                ["tcp/7070", "tcp/8080"],
+                show(alerts),
+              );
+            } finally {
+              await Deno.remove(dir, { recursive: true });
+            }
+          },
+        );
+
+        if (DISPATCHER[kernel]) {
+          await t.step("x64_sys_call decodes to exactly the branches objdump finds", async () => {
+            const kallsyms = guest.profile.kallsyms;
+            const start = kallsyms.lookup("x64_sys_call", { types: "Tt" });
+            assert.ok(start, "x64_sys_call in kallsyms");
+            const end = kallsyms.after(start)?.address;
+            assert.ok(end && end > start, "a symbol after x64_sys_call");
+            const code = await guest.memory().read(start, Number(end - start));
+            const reference = await objdump(code, start);
+            assert.deepEqual(reference.bad, [], "objdump decodes all of it");
+            const branches = decodeBranches(code, start);
+            assert.ok(branches.length > 300, `${branches.length} branches`);
+            assert.deepEqual(branches, reference.branches);
+          });
+        }
+
+        // 5.10 has no x64_sys_call (see DISPATCHER): its dispatch-mode case is that the detector
+        // knows there is no dispatcher to check, and the table is the live path.
+        if (!DISPATCHER[kernel]) {
+          await t.step("no x64_sys_call: syscall_hook checks the table alone", () => {
+            assert.equal(guest.profile.kallsyms.has("x64_sys_call"), false);
+            assert.ok(guest.profile.dataSymbol("sys_call_table"), "sys_call_table in kallsyms");
+          });
+        }
+        const modes = DISPATCHER[kernel] ? ["table", "dispatch"] as const : ["table"] as const;
+        for (const mode of modes) {
           await t.step(
             `hook_syscall (${mode}): syscall_hook reports the diverted entry`,
             async () => {

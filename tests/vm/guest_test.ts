@@ -1,4 +1,5 @@
-// End to end in real guests: Debian 12's kernel (6.1) and Debian 13's (6.12) under QEMU (TCG),
+// End to end in real guests: Debian 11's kernel (5.10), Debian 12's (6.1) and Debian 13's (6.12)
+// under QEMU (TCG),
 // each running the bundled agent. The IDS's process, module and socket lists, in every fetch
 // mode, are held against the guest's own view (/proc, /proc/modules, /proc/net, read in the
 // guest through the bed's serial shell before and after the IDS's walk).
@@ -19,7 +20,11 @@ import {
   type TrueProcess,
 } from "./ground_truth.ts";
 import { sameComm } from "../_helpers/agent.ts";
-import { buildImage, KERNELS, REPO } from "./image.ts";
+import { buildImage, type KernelName, KERNELS, REPO } from "./image.ts";
+import { bpfObject, type VariantName } from "../../bpf/objects.ts";
+import { decodeRecords } from "../../bpf/records.ts";
+import { expectedVariants } from "../_helpers/variants.ts";
+import { BOUNDED_BATCH, checkWalkVariant, type WalkRunner } from "../_helpers/walk_scenarios.ts";
 import { hasQemu, Vm } from "./qemu.ts";
 import { cliSecurityArgs, openGuest } from "./session.ts";
 
@@ -136,6 +141,16 @@ function checkSockets(
   );
 }
 
+/**
+ * The walkers' variant each kernel must be sent (bpf/variants.ts): bpf_loop came with 5.17, so
+ * 5.10 gets the bounded-loop walkers, 6.1 and 6.12 the bpf_loop ones.
+ */
+const WALKER_VARIANT: Record<KernelName, VariantName> = {
+  "5.10": "bounded",
+  "6.1": "loop",
+  "6.12": "loop",
+};
+
 for (const kernel of KERNELS) {
   Deno.test({
     name: `guest with kernel ${kernel}: the IDS's views equal the guest's own, in every fetch mode`,
@@ -224,6 +239,66 @@ for (const kernel of KERNELS) {
             assert.notEqual(container.netns, agent.netns, `${mode}: the container's namespace`);
           }
         });
+
+        await t.step(
+          `the walkers sent are the ${WALKER_VARIANT[kernel]} variants, and every program loaded`,
+          () => {
+            assert.deepEqual(
+              Object.fromEntries(guest.programVariants()),
+              expectedVariants(WALKER_VARIANT[kernel]),
+            );
+          },
+        );
+
+        if (WALKER_VARIANT[kernel] === "bounded") {
+          await t.step(
+            "the bpf_loop walkers do not load here: the reason for the variants",
+            async () => {
+              // Before 5.13 the kernel knows no pseudo functions: it rejects the object before
+              // verifying one instruction ("number of funcs in func_info doesn't match number of
+              // subprogs"; with a CO-RE-guarded callback, "unrecognized bpf_ld_imm64 insn").
+              await assert.rejects(
+                guest.client.load("walk_tasks", bpfObject("walk_tasks", "loop")),
+                /bpf_object__load\(walk_tasks\) failed: Invalid argument[\s\S]*processed 0 insns/,
+              );
+            },
+          );
+        }
+
+        await t.step(
+          "every walker variant the kernel can load resumes across fires, ends a looping list with a FAULT, stops at its limit",
+          async () => {
+            const runInGuest: WalkRunner = async (name, variant, params) => {
+              const handle = await guest.client.load(name, bpfObject(name, variant));
+              try {
+                const answer = await guest.client.run(handle, params);
+                const records = answer.chunks.flatMap((chunk) => [...decodeRecords(chunk)]);
+                return { records, fires: answer.body.fires };
+              } finally {
+                await guest.client.unload(handle);
+              }
+            };
+            const p = guest.profile;
+            const offsets = {
+              tasks: p.tasks.tasks.offset,
+              children: p.member("task_struct", "children").offset,
+              pid: p.tasks.pid.offset,
+            };
+            // 5.10 can load only the bounded walkers (no bpf_loop); newer kernels both.
+            const variants = WALKER_VARIANT[kernel] === "loop"
+              ? ["loop", "bounded"] as const
+              : ["bounded"] as const;
+            for (const variant of variants) {
+              await checkWalkVariant(
+                runInGuest,
+                variant,
+                offsets,
+                BOUNDED_BATCH + 1,
+                p.modules?.listHead,
+              );
+            }
+          },
+        );
 
         await t.step("the agent listens on the guest's port 7070 (/proc/net/tcp)", async () => {
           const truth = await groundTruth(vm);

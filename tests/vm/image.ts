@@ -8,15 +8,17 @@
  * these scripts, the host's deno, libbpf and busybox files).
  *
  * Kernels: Debian 12's comes through the machine's own apt configuration;
- * Debian 13's through a private one (its own sources list, lists and caches
- * under `.cache/vm/apt-trixie/`), verified with the machine's
- * debian-archive-keyring, which holds trixie's keys. The version is looked up
- * from the `linux-image-amd64` metapackage's Depends, never hard-coded.
+ * Debian 11's (bullseye, bullseye-updates and bullseye-security) and Debian
+ * 13's through private ones (their own sources list, lists and caches under
+ * `.cache/vm/apt-<codename>/`), verified with the machine's
+ * debian-archive-keyring, which holds both suites' keys. The version is looked
+ * up from the `linux-image-amd64` metapackage's Depends, never hard-coded.
  *
  * Rootkit fixtures (tests/testdata/rootkits/, see tests/vm/fixtures.ts) are
  * built against Debian's headers of exactly the guest kernel and put in the
  * image under /fixtures (not loaded at boot; tests/vm/rootkits.ts loads them).
- * Toolchain decision: 6.1 builds on the host (Debian 12's gcc-12 is the
+ * Toolchain decision: 5.10 builds on the host with CC=gcc-12 (its headers name
+ * gcc-10, which Debian 12 lacks); 6.1 builds on the host (Debian 12's gcc-12 is the
  * compiler the kernel was built with); 6.12 was built with gcc-14, whose
  * flags gcc-12 rejects, and trixie's kbuild tools need glibc 2.38, so it
  * builds in a debootstrapped trixie chroot (gcc-14, made once, cached under
@@ -29,10 +31,10 @@ import { buildFixtures, type RootkitName, ROOTKITS } from "./fixtures.ts";
 import { bedKeys } from "./keys.ts";
 
 /** The guest kernels the bed knows. */
-export type KernelName = "6.1" | "6.12";
+export type KernelName = "5.10" | "6.1" | "6.12";
 
 /** Every guest kernel, oldest first. */
-export const KERNELS: readonly KernelName[] = ["6.1", "6.12"];
+export const KERNELS: readonly KernelName[] = ["5.10", "6.1", "6.12"];
 
 /** Parses a kernel name. */
 export function parseKernel(text: string): KernelName {
@@ -71,7 +73,7 @@ const MODULES_FOR_NETWORK = ["virtio_pci", "virtio_net"];
 const MODULES_ORDINARY = ["dummy", "tun", "veth", "bridge", "vxlan", "macvlan", "ipip", "nlmon"];
 /** Where the image holds the rootkit fixtures (tests/vm/fixtures.ts), not loaded at boot. */
 const GUEST_FIXTURES = "/fixtures";
-const TRIXIE_LISTS_MAX_AGE_MS = 24 * 3600 * 1000;
+const LISTS_MAX_AGE_MS = 24 * 3600 * 1000;
 
 interface Suite {
   debian: string;
@@ -83,65 +85,84 @@ interface Suite {
 const BOOKWORM: Suite = { debian: "12", aptOptions: () => Promise.resolve([]) };
 
 /**
- * Debian 13 (trixie) through a private apt configuration; `apt-get update`
- * runs when its lists are missing or older than a day. The machine's sources
- * are never touched. Signatures are checked against the machine's
- * debian-archive-keyring (it holds trixie's keys; apt fails on a bad or
- * unknown signature).
+ * A Debian suite through a private apt configuration (its own sources list,
+ * lists and caches under `.cache/vm/apt-<codename>/`); `apt-get update` runs
+ * when its lists are missing or older than a day. The machine's sources are
+ * never touched. Signatures are checked against the machine's
+ * debian-archive-keyring (Debian 12's holds the keys of Debian 11 and 13; apt
+ * fails on a bad or unknown signature).
  */
-const TRIXIE: Suite = {
-  debian: "13",
-  async aptOptions() {
-    const dir = `${CACHE}/apt-trixie`;
-    for (const sub of ["lists/partial", "cache/archives/partial", "preferences.d"]) {
-      await Deno.mkdir(`${dir}/${sub}`, { recursive: true });
-    }
-    const keyring = "/usr/share/keyrings/debian-archive-keyring.gpg";
-    if (!await exists(keyring)) {
-      throw new Error(
-        `Cannot verify Debian 13's archive: ${keyring} is missing (apt-get install debian-archive-keyring)`,
-      );
-    }
-    await Deno.writeTextFile(
-      `${dir}/sources.list`,
-      `deb [signed-by=${keyring}] http://deb.debian.org/debian trixie main\n`,
-    );
-    const options = [
-      `-o`,
-      `Dir::Etc::sourcelist=${dir}/sources.list`,
-      `-o`,
-      `Dir::Etc::sourceparts=-`,
-      `-o`,
-      `Dir::Etc::preferences=/dev/null`,
-      `-o`,
-      `Dir::Etc::preferencesparts=${dir}/preferences.d`,
-      `-o`,
-      `Dir::State::lists=${dir}/lists`,
-      `-o`,
-      `Dir::Cache=${dir}/cache`,
-      `-o`,
-      `Acquire::Languages=none`,
-    ];
-    let fresh = false;
-    for await (const entry of Deno.readDir(`${dir}/lists`)) {
-      if (!entry.name.endsWith("_InRelease")) continue;
-      const info = await Deno.stat(`${dir}/lists/${entry.name}`);
-      fresh = Date.now() - (info.mtime?.getTime() ?? 0) < TRIXIE_LISTS_MAX_AGE_MS;
-    }
-    if (!fresh) {
-      try {
-        await sh("apt-get", [...options, "-q", "update"]);
-      } catch (error) {
-        // Lists a day old still name a downloadable kernel; none at all is fatal.
-        if (!await exists(`${dir}/lists/deb.debian.org_debian_dists_trixie_InRelease`)) throw error;
-        console.error(`vm: apt-get update for trixie failed, using the old lists: ${error}`);
+function privateSuite(debian: string, codename: string, sources: string[]): Suite {
+  return {
+    debian,
+    async aptOptions() {
+      const dir = `${CACHE}/apt-${codename}`;
+      for (const sub of ["lists/partial", "cache/archives/partial", "preferences.d"]) {
+        await Deno.mkdir(`${dir}/${sub}`, { recursive: true });
       }
-    }
-    return options;
-  },
-};
+      const keyring = "/usr/share/keyrings/debian-archive-keyring.gpg";
+      if (!await exists(keyring)) {
+        throw new Error(
+          `Cannot verify Debian ${debian}'s archive: ${keyring} is missing (apt-get install debian-archive-keyring)`,
+        );
+      }
+      await Deno.writeTextFile(
+        `${dir}/sources.list`,
+        sources.map((line) => `deb [signed-by=${keyring}] ${line}\n`).join(""),
+      );
+      const options = [
+        `-o`,
+        `Dir::Etc::sourcelist=${dir}/sources.list`,
+        `-o`,
+        `Dir::Etc::sourceparts=-`,
+        `-o`,
+        `Dir::Etc::preferences=/dev/null`,
+        `-o`,
+        `Dir::Etc::preferencesparts=${dir}/preferences.d`,
+        `-o`,
+        `Dir::State::lists=${dir}/lists`,
+        `-o`,
+        `Dir::Cache=${dir}/cache`,
+        `-o`,
+        `Acquire::Languages=none`,
+      ];
+      // Fresh when every source's InRelease is younger than a day.
+      const listed = new Map<string, number>();
+      for await (const entry of Deno.readDir(`${dir}/lists`)) {
+        if (!entry.name.endsWith("_InRelease")) continue;
+        const info = await Deno.stat(`${dir}/lists/${entry.name}`);
+        listed.set(entry.name, info.mtime?.getTime() ?? 0);
+      }
+      const fresh = listed.size >= sources.length &&
+        [...listed.values()].every((mtime) => Date.now() - mtime < LISTS_MAX_AGE_MS);
+      if (!fresh) {
+        try {
+          await sh("apt-get", [...options, "-q", "update"]);
+        } catch (error) {
+          // Lists a day old still name a downloadable kernel; none at all is fatal.
+          if (listed.size < sources.length) throw error;
+          console.error(`vm: apt-get update for ${codename} failed, using the old lists: ${error}`);
+        }
+      }
+      return options;
+    },
+  };
+}
 
-const SUITES: Record<KernelName, Suite> = { "6.1": BOOKWORM, "6.12": TRIXIE };
+/** Debian 13 (trixie). */
+const TRIXIE = privateSuite("13", "trixie", ["http://deb.debian.org/debian trixie main"]);
+
+/**
+ * Debian 11 (bullseye): its kernel (5.10) gets its updates from
+ * bullseye-security (the point releases' kernel is older), so all three.
+ */
+const BULLSEYE = privateSuite("11", "bullseye", [
+  "http://deb.debian.org/debian bullseye main",
+  "http://deb.debian.org/debian bullseye-updates main",
+  "http://deb.debian.org/debian-security bullseye-security main",
+]);
+
+const SUITES: Record<KernelName, Suite> = { "5.10": BULLSEYE, "6.1": BOOKWORM, "6.12": TRIXIE };
 
 /** The kernel package `linux-image-amd64` depends on, and its candidate version. */
 async function kernelPackage(apt: string[]): Promise<{ name: string; version: string }> {
@@ -315,6 +336,36 @@ async function fileIdentity(path: string): Promise<string> {
   return `${path} ${info.size} ${info.mtime?.getTime()}`;
 }
 
+/** A guest kernel's image as Debian ships it, and where it came from. */
+export interface KernelImage {
+  /** The kernel's release (`uname -r`). */
+  release: string;
+  /** The Debian package, `name=version`. */
+  package: string;
+  /** The kernel image (bzImage) in the extracted package. */
+  vmlinuz: string;
+}
+
+/** Finds (downloading and extracting once) the kernel package of `kernel`. */
+export async function kernelImage(
+  kernel: KernelName,
+  log: (line: string) => void = (line) => console.error(`vm: ${line}`),
+): Promise<KernelImage & { tree: string; dir: string; version: string; apt: string[] }> {
+  const apt = await SUITES[kernel].aptOptions();
+  const pkg = await kernelPackage(apt);
+  const tree = await extractedKernel(apt, pkg, log);
+  const { dir, release } = await moduleDir(tree);
+  return {
+    release,
+    package: `${pkg.name}=${pkg.version}`,
+    vmlinuz: `${tree}/boot/vmlinuz-${release}`,
+    tree,
+    dir,
+    version: pkg.version,
+    apt,
+  };
+}
+
 /** Options of {@linkcode buildImage}. */
 export interface BuildOptions {
   /** Progress lines (default: stderr). */
@@ -331,13 +382,10 @@ export async function buildImage(
   options: BuildOptions = {},
 ): Promise<GuestImage> {
   const log = options.log ?? ((line: string) => console.error(`vm: ${line}`));
-  const suite = SUITES[kernel];
-  const apt = await suite.aptOptions();
-  const pkg = await kernelPackage(apt);
-  const tree = await extractedKernel(apt, pkg, log);
-  const { dir, release } = await moduleDir(tree);
-  const vmlinuzSource = `${tree}/boot/vmlinuz-${release}`;
-  const fixtures = await buildFixtures(kernel, release, pkg.version, apt, log);
+  const kernelFiles = await kernelImage(kernel, log);
+  const { dir, release, apt, version } = kernelFiles;
+  const vmlinuzSource = kernelFiles.vmlinuz;
+  const fixtures = await buildFixtures(kernel, release, version, apt, log);
 
   const bundlePath = await bundle(log);
   const keys = await bedKeys();
@@ -353,7 +401,7 @@ export async function buildImage(
     .sort();
 
   const inputs = [
-    `kernel ${pkg.name}=${pkg.version}`,
+    `kernel ${kernelFiles.package}`,
     `modules ${[...MODULES_FOR_NETWORK, ...MODULES_ORDINARY].join(",")}`,
     `fixtures ${fixtures.hash}`,
     await fileIdentity(bundlePath),
@@ -370,7 +418,7 @@ export async function buildImage(
   const image = (modules: string[]): GuestImage => ({
     kernel,
     release,
-    package: `${pkg.name}=${pkg.version}`,
+    package: kernelFiles.package,
     vmlinuz: `${folder}/vmlinuz`,
     initrd: `${folder}/initrd.cpio`,
     hash,

@@ -18,6 +18,7 @@
  *
  * @module
  */
+import type { KernelName } from "./image.ts";
 import type { RootkitName } from "./fixtures.ts";
 import type { Vm } from "./qemu.ts";
 
@@ -25,6 +26,20 @@ export type { RootkitName } from "./fixtures.ts";
 
 /** The system call {@linkcode hookSyscall} diverts: syslog, used in the guest only by dmesg. */
 export const HOOKED_SYSCALL = { name: "syslog", nr: 103 } as const;
+
+/**
+ * Whether each guest kernel dispatches system calls through `x64_sys_call()`
+ * (Linux 6.9, with stable backports to 6.6.26 and 6.1.85) rather than through
+ * `sys_call_table`: Debian 12's 6.1 and Debian 13's 6.12 do, and their table
+ * is dead (read by nothing); Debian 11's 5.10 has no `x64_sys_call` (its
+ * backports stop short of it), so its table is live and `dispatch` mode has
+ * nothing to patch. The tests assert both sides of this.
+ */
+export const DISPATCHER: Readonly<Record<KernelName, boolean>> = {
+  "5.10": false,
+  "6.1": true,
+  "6.12": true,
+};
 
 /** How hook_syscall diverts the system call (see tests/testdata/rootkits/hook_syscall.c). */
 export type HookMode = "table" | "dispatch";

@@ -1,4 +1,4 @@
-// Three guests at once (Debian 12's kernel twice, Debian 13's once) booted in parallel under QEMU
+// Three guests at once (Debian 11's, 12's and 13's kernels: 5.10, 6.1, 6.12) booted in parallel under QEMU
 // (TCG), watched by one `ids watch --config`: each is checked on its own schedule; when one
 // guest's QEMU is killed, that guest alone is reported unreachable while the others keep being
 // checked. Counts of checks come from the watch's /metrics, scraped over HTTP.
@@ -17,7 +17,10 @@ const QEMU = hasQemu();
 const SKIP = !QEMU && Deno.env.get("EBPFMONITOR_SKIP_VM") === "1";
 
 /** The guests: name and kernel. */
-const GUESTS: [string, KernelName][] = [["g1-6.1", "6.1"], ["g2-6.12", "6.12"], ["g3-6.1", "6.1"]];
+const GUESTS: [string, KernelName][] = [["g1-6.1", "6.1"], ["g2-6.12", "6.12"], [
+  "g3-5.10",
+  "5.10",
+]];
 
 /** Boots every guest in parallel; stops those that started when one fails. */
 async function bootAll(kernels: KernelName[]): Promise<Vm[]> {

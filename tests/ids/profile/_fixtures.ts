@@ -21,9 +21,12 @@ export function fixtureKallsyms(name: string): Kallsyms {
   return Kallsyms.parse(new TextDecoder().decode(testdata(`kallsyms/${name}.kallsyms`)));
 }
 
-/** Decompresses tests/testdata/btf/vmlinux-6.18.btf.gz, this machine's captured BTF. */
-export async function vmlinuxBtfBytes(): Promise<Uint8Array> {
-  const stream = new Blob([testdata("btf/vmlinux-6.18.btf.gz") as BlobPart]).stream()
+/**
+ * Decompresses tests/testdata/btf/vmlinux-<kernel>.btf.gz: by default 6.18, this machine's
+ * captured BTF; 5.10, 6.1 and 6.12 are the bed's guest kernels (capture_guests.ts).
+ */
+export async function vmlinuxBtfBytes(kernel = "6.18"): Promise<Uint8Array> {
+  const stream = new Blob([testdata(`btf/vmlinux-${kernel}.btf.gz`) as BlobPart]).stream()
     .pipeThrough(new DecompressionStream("gzip"));
   return new Uint8Array(await new Response(stream).arrayBuffer());
 }

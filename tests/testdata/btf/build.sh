@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Regenerates the small BTF fixtures from the C sources next to this script, and optionally the
-# capture of this machine's vmlinux BTF (pass --vmlinux).
+# capture of this machine's vmlinux BTF (pass --vmlinux). The guest kernels' BTF (5.10, 6.1, 6.12)
+# is captured from their Debian packages by capture_guests.ts (deno run -A capture_guests.ts).
 # Needs clang (with the BPF target) and llvm-objcopy.
 set -euo pipefail
 cd "$(dirname "$0")"

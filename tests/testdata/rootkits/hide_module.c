@@ -21,17 +21,21 @@
 #include <linux/rculist.h>
 #include "fixture.h"
 
-static unsigned long module_mutex;
-module_param(module_mutex, ulong, 0400);
+/*
+ * Named apart from the kernel's own: linux/module.h declares module_mutex
+ * before 5.12 (it was unexported and made static then).
+ */
+static unsigned long module_mutex_addr;
+module_param_named(module_mutex, module_mutex_addr, ulong, 0400);
 MODULE_PARM_DESC(module_mutex, "address of module_mutex from /proc/kallsyms");
 
 static int __init hide_module_init(void)
 {
-	struct mutex *lock = (struct mutex *)module_mutex;
+	struct mutex *lock = (struct mutex *)module_mutex_addr;
 	struct list_head *prev, *next;
 	int err;
 
-	err = fixture_check_symbol(module_mutex, "module_mutex", NULL);
+	err = fixture_check_symbol(module_mutex_addr, "module_mutex", NULL);
 	if (err)
 		return err;
 
