@@ -6,7 +6,7 @@
  * @module
  */
 import { formatAddress } from "./address.ts";
-import type { PageCache } from "./page_cache.ts";
+import { PageCache } from "./page_cache.ts";
 import type { RangeCache } from "./range_cache.ts";
 import type { Budget } from "../client/budget.ts";
 
@@ -28,6 +28,12 @@ export interface MemoryReader {
   cString(addr: bigint, max: number): Promise<string>;
   /** Fetches the pages under `addrs` ahead of the reads, in few requests (where it can). */
   prefetch?(addrs: Iterable<bigint>): Promise<number>;
+  /**
+   * A reader of the same memory as it is now, over empty caches; undefined
+   * when there is none. A lockless walk that met a structure changing under
+   * it reads it again through one.
+   */
+  fresh?(): MemoryReader | undefined;
 }
 
 /** Fetches one page that the cache does not hold. */
@@ -107,6 +113,27 @@ export class KernelMemory implements MemoryReader {
       }
     }
     return requests;
+  }
+
+  /**
+   * A memory over empty caches that reads the same source, page by page (what
+   * was cached here, pages and captured ranges, may be older than the memory
+   * is now); its misses count as this memory's too. Undefined without a source.
+   */
+  fresh(): KernelMemory | undefined {
+    const source = this.#source;
+    if (source === undefined) return undefined;
+    return new KernelMemory(
+      new PageCache(this.cache.pageSize),
+      {
+        readPage: (page) => {
+          this.#misses++;
+          return source.readPage(page);
+        },
+      },
+      undefined,
+      this.#budget,
+    );
   }
 
   /** Drops every cached page and remembered fault, so that the next reads see memory anew. */

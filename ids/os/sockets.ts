@@ -10,7 +10,7 @@
  * @module
  */
 import { formatAddress } from "../memory/address.ts";
-import type { MemoryReader } from "../memory/memory.ts";
+import { MemoryFault, type MemoryReader } from "../memory/memory.ts";
 import type { HashTable, HashWalkSpec } from "../memory/hash.ts";
 import type { GuardedPlan } from "../memory/plan_recorder.ts";
 import type { FieldRange } from "../memory/plan.ts";
@@ -373,9 +373,25 @@ function chainEnd(node: bigint, nulls: boolean): boolean {
 }
 
 /**
- * Reads every socket on the chains of `hash`. A socket met twice moved chains
- * while the table was read: its chain ends there (the kernel's own lockless
- * readers restart; a snapshot keeps what it read).
+ * The listening hash's chains (hlist_nulls, 5.19+) end in the nulls value of
+ * their bucket plus this (`LISTENING_NULLS_BASE`, include/net/inet_hashtables.h);
+ * the established hash's end in their bucket's index.
+ */
+export const LISTENING_NULLS_BASE = 1 << 29;
+
+/** Times one chain is read again (from memory read anew) before it counts as broken. */
+export const CHAIN_RESTARTS = 8;
+
+/**
+ * Reads every socket on the chains of `hash`, whose bucket i's chain ends in
+ * the nulls value `nullsBase + i` (nulls tables). The table changes while it
+ * is read (in `page` mode over hundreds of requests, each socket's page as it
+ * was when first read): a chain that ends on another bucket's nulls value,
+ * loops, or points outside kernel memory was torn by a socket that moved
+ * meanwhile (freed and reused in another chain), and is read again from memory
+ * as it is now, as the kernel's own lockless lookups restart
+ * (`__inet_lookup_established`). A socket already listed from another chain is
+ * not listed again, and the walk goes on past it.
  */
 export async function readTable(
   mem: MemoryReader,
@@ -384,6 +400,7 @@ export async function readTable(
   proto: "tcp" | "udp",
   out: SocketEntry[],
   seen: Set<bigint>,
+  nullsBase = 0,
 ): Promise<void> {
   const first = hash.base + BigInt(hash.head);
   const pageSize = BigInt(profile.pageSize);
@@ -396,35 +413,107 @@ export async function readTable(
     const bytes = await mem.read(at, n * 8);
     const heads = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
     for (let k = 0; k < n; k++) {
-      await readChain(mem, profile, hash, proto, heads.getBigUint64(k * 8, true), out, seen);
+      const bucket = { addr: at + BigInt(k * 8), nulls: BigInt(nullsBase + i + k) };
+      await readChain(
+        mem,
+        profile,
+        hash,
+        proto,
+        bucket,
+        heads.getBigUint64(k * 8, true),
+        out,
+        seen,
+      );
     }
     i += n;
   }
 }
 
-/** Reads the sockets on one chain, from its head. */
+/** One chain read, or why it is torn. */
+type ChainRead = { entries: SocketEntry[]; nodes: bigint[] } | {
+  torn: ListWalkError | MemoryFault;
+};
+
+/**
+ * Reads the sockets on one chain, from its head, and again from the bucket
+ * (memory read anew) while the read is torn, up to {@linkcode CHAIN_RESTARTS}
+ * times.
+ */
 async function readChain(
   mem: MemoryReader,
   profile: KernelProfile,
   hash: HashTable,
   proto: "tcp" | "udp",
+  bucket: { addr: bigint; nulls: bigint },
   head: bigint,
   out: SocketEntry[],
   seen: Set<bigint>,
 ): Promise<void> {
-  for (let node = head; !chainEnd(node, hash.nulls); node = await mem.u64(node)) {
-    if (!isKernelAddress(node)) {
-      throw new ListWalkError(`${proto} hash chain`, node, "points outside kernel memory");
+  let reader = mem;
+  for (let restart = 0;; restart++) {
+    const read = await walkChain(reader, profile, hash, proto, bucket.nulls, head, seen);
+    if ("entries" in read) {
+      for (const sk of read.nodes) seen.add(sk);
+      out.push(...read.entries);
+      return;
     }
-    const sk = node - BigInt(hash.link);
-    if (seen.has(sk)) break;
-    if (seen.size >= MAX_SOCKETS) {
-      throw new ListWalkError(`${proto} hash table`, sk, "holds too many sockets");
-    }
-    seen.add(sk);
-    const entry = await readSocket(mem, profile, sk, proto);
-    if (entry !== undefined) out.push(entry);
+    const fresh = restart < CHAIN_RESTARTS ? mem.fresh?.() : undefined;
+    if (fresh === undefined) throw read.torn;
+    reader = fresh;
+    head = await reader.u64(bucket.addr);
   }
+}
+
+/** Walks one chain from `head`: its sockets, or why the walk is torn. */
+async function walkChain(
+  mem: MemoryReader,
+  profile: KernelProfile,
+  hash: HashTable,
+  proto: "tcp" | "udp",
+  nulls: bigint,
+  head: bigint,
+  seen: Set<bigint>,
+): Promise<ChainRead> {
+  const entries: SocketEntry[] = [];
+  const nodes: bigint[] = [];
+  const here = new Set<bigint>();
+  let last = head - BigInt(hash.link);
+  let node = head;
+  try {
+    for (; !chainEnd(node, hash.nulls); node = await mem.u64(node)) {
+      if (!isKernelAddress(node)) {
+        return {
+          torn: new ListWalkError(`${proto} hash chain`, node, "points outside kernel memory"),
+        };
+      }
+      const sk = node - BigInt(hash.link);
+      if (here.has(sk)) return { torn: new ListWalkError(`${proto} hash chain`, sk, "loops") };
+      here.add(sk);
+      last = sk;
+      if (seen.has(sk)) continue;
+      if (seen.size + nodes.length >= MAX_SOCKETS) {
+        throw new ListWalkError(`${proto} hash table`, sk, "holds too many sockets");
+      }
+      nodes.push(sk);
+      const entry = await readSocket(mem, profile, sk, proto);
+      if (entry !== undefined) entries.push(entry);
+    }
+  } catch (error) {
+    if (error instanceof MemoryFault) return { torn: error };
+    throw error;
+  }
+  // A head that is a nulls value was read from the bucket itself; an end reached through a
+  // socket must be this bucket's.
+  if (hash.nulls && node !== head && node >> 1n !== nulls) {
+    return {
+      torn: new ListWalkError(
+        `${proto} hash chain`,
+        last,
+        `ends in the nulls value ${node >> 1n} of another bucket than ${nulls}`,
+      ),
+    };
+  }
+  return { entries, nodes };
 }
 
 /**
@@ -440,7 +529,7 @@ export async function listSockets(
 ): Promise<SocketEntry[]> {
   const all: SocketEntry[] = [];
   const seen = new Set<bigint>();
-  await readTable(mem, profile, tables.tcpListen, "tcp", all, seen);
+  await readTable(mem, profile, tables.tcpListen, "tcp", all, seen, LISTENING_NULLS_BASE);
   await readTable(mem, profile, tables.tcpEstablished, "tcp", all, seen);
   if (tables.udp !== undefined) await readTable(mem, profile, tables.udp, "udp", all, seen);
   // Without network namespaces (no skc_net) every socket is the initial namespace's.

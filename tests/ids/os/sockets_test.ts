@@ -188,14 +188,70 @@ Deno.test("listSockets() over the captured walk lists every socket /proc/net sho
   for (const s of fixture.proc) assert.ok(listed.has(socketKey(s)), socketKey(s));
 });
 
-Deno.test("listSockets() ends a chain that comes back to a socket, listing it once", async () => {
-  const mem = await capturedMemory();
-  const [first] = await listSockets(mem, profile, fixtureTables);
+/**
+ * A memory whose cache is `stale` (a captured walk, patched) and whose misses
+ * read `now` (the captured walk as it was): what a page-mode snapshot holds
+ * when sockets moved while it was read.
+ */
+function memoryOver(stale: KernelMemory, now: KernelMemory): KernelMemory {
+  const source = {
+    async readPage(page: bigint) {
+      // The captured walk holds pages, and the bucket heads as ranges: one word at a time.
+      const bytes = new Uint8Array(4096);
+      for (let at = 0; at < 4096; at += 8) {
+        const word = await now.read(page + BigInt(at), 8).catch(() => undefined);
+        if (word !== undefined) bytes.set(word, at);
+      }
+      return bytes;
+    },
+  };
+  return new KernelMemory(stale.cache, source, stale.ranges);
+}
+
+Deno.test("listSockets() reads a chain again when it ends on another bucket's nulls value", async () => {
+  const now = await capturedMemory();
+  const stale = await capturedMemory();
+  const sockets = await listSockets(stale, profile, fixtureTables);
+  const established = sockets.find((s) => s.proto === "tcp" && s.state !== "LISTEN");
+  assert.ok(established, "the captured walk has a socket on the established hash");
+  const node = established.addr + BigInt(fixtureTables.tcpEstablished.link);
+  const end = await stale.u64(node);
+  assert.equal(end & 1n, 1n, "it is the last on its chain");
+  // The socket was read when it sat on the next bucket's chain (freed and reused since).
+  const other = (end >> 1n) + 1n;
+  patch(stale, node, (other << 1n) | 1n);
+  const torn = memoryOver(stale, now);
+  assert.deepEqual(
+    (await listSockets(torn, profile, fixtureTables)).map(socketInfo),
+    fixture.expected,
+  );
+  assert.ok(torn.misses > 0, "the chain was read again");
+  // Without memory to read anew, the torn chain is reported (the snapshot is taken again).
+  await assert.rejects(
+    () => listSockets(stale, profile, fixtureTables),
+    (error) =>
+      error instanceof ListWalkError &&
+      error.message.endsWith(
+        `ends in the nulls value ${other} of another bucket than ${end >> 1n}`,
+      ),
+  );
+});
+
+Deno.test("listSockets() reads a looping chain again, and reports one that still loops", async () => {
+  const now = await capturedMemory();
+  const stale = await capturedMemory();
+  const [first] = await listSockets(stale, profile, fixtureTables);
   assert.ok(first);
   const node = first.addr + BigInt(fixtureTables.tcpListen.link);
-  patch(mem, node, node); // its next points at itself
-  const sockets = await listSockets(mem, profile, fixtureTables);
-  assert.equal(sockets.filter((s) => s.addr === first.addr).length, 1);
+  patch(stale, node, node); // its next points at itself
+  const sockets = await listSockets(memoryOver(stale, now), profile, fixtureTables);
+  assert.deepEqual(sockets.map(socketInfo), fixture.expected);
+  const looping = await capturedMemory();
+  patch(looping, node, node);
+  await assert.rejects(
+    () => listSockets(memoryOver(looping, looping), profile, fixtureTables),
+    (error) => error instanceof ListWalkError && /: loops$/.test(error.message),
+  );
 });
 
 Deno.test("listSockets() reports a chain that leaves kernel memory", async () => {
