@@ -67,6 +67,7 @@ export class KernelMemory implements MemoryReader {
   readonly #faulted = new Map<bigint, MemoryFault>();
   readonly #budget: Budget | undefined;
   #misses = 0;
+  #rereads = 0;
 
   /**
    * @param cache the page cache to read from
@@ -85,6 +86,11 @@ export class KernelMemory implements MemoryReader {
   /** Pages that were not in the cache and had to be fetched one by one. */
   get misses(): number {
     return this.#misses;
+  }
+
+  /** Of the {@linkcode KernelMemory.misses}, the pages read anew through {@linkcode KernelMemory.fresh}. */
+  get rereads(): number {
+    return this.#rereads;
   }
 
   /**
@@ -128,6 +134,7 @@ export class KernelMemory implements MemoryReader {
       {
         readPage: (page) => {
           this.#misses++;
+          this.#rereads++;
           return source.readPage(page);
         },
       },
