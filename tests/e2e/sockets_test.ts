@@ -167,7 +167,7 @@ Deno.test({
     }),
 });
 
-/** Rounds of the three modes {@linkcode Deno.test} "fewest bytes" takes to find comparable tables. */
+/** Most rounds of the three modes the "fewest bytes" test takes to find comparable tables. */
 const BYTE_ROUNDS = 4;
 
 Deno.test({
@@ -181,11 +181,11 @@ Deno.test({
         await guest.sockets("bulk"); // finds the tables
         // Every mode's bytes grow with the sockets on the tables, and those come and go between
         // the walks (thousands of TIME_WAIT sockets on a shared machine): the bytes are compared in
-        // a round whose walks saw no more sockets in fields than in bulk, nor in bulk than in page.
-        // Rounds alternate their order, so that one follows a table that grows as well as one
-        // that shrinks.
-        let compared = 0;
-        for (let round = 0; round < BYTE_ROUNDS && compared === 0; round++) {
+        // the round whose walks came closest to seeing no more sockets in fields than in bulk, nor
+        // in bulk than in page (a round that does ends the search). Rounds alternate their order,
+        // so that one follows a table that grows as well as one that shrinks.
+        let closest: { excess: number; text: string; ordered: boolean } | undefined;
+        for (let round = 0; round < BYTE_ROUNDS && closest?.excess !== 0; round++) {
           const order = round % 2 === 0
             ? (["fields", "bulk", "page"] as const)
             : (["page", "bulk", "fields"] as const);
@@ -200,19 +200,21 @@ Deno.test({
             assert.equal(cost.roundTrips, 1 + memory.rereads, `${mode}: round trips`);
           }
           assert.ok(page.cost.roundTrips > 1);
-          const counts = [fields, bulk, page].map((a) => a.items.length);
-          if (counts[0]! > counts[1]! || counts[1]! > counts[2]!) continue;
-          compared++;
-          assert.ok(
-            fields.cost.bytes < bulk.cost.bytes && bulk.cost.bytes < page.cost.bytes,
-            `bytes: fields ${fields.cost.bytes}, bulk ${bulk.cost.bytes}, page ${page.cost.bytes}`,
-          );
+          const [f, b, p] = [fields, bulk, page].map((a) => a.items.length) as [
+            number,
+            number,
+            number,
+          ];
+          const excess = Math.max(0, f - b) + Math.max(0, b - p);
+          if (closest !== undefined && closest.excess <= excess) continue;
+          closest = {
+            excess,
+            text: `bytes: fields ${fields.cost.bytes}, bulk ${bulk.cost.bytes}, ` +
+              `page ${page.cost.bytes}; sockets: ${f}, ${b}, ${p}`,
+            ordered: fields.cost.bytes < bulk.cost.bytes && bulk.cost.bytes < page.cost.bytes,
+          };
         }
-        assert.equal(
-          compared,
-          1,
-          `no round of ${BYTE_ROUNDS} saw no more sockets in fields than in bulk than in page`,
-        );
+        assert.ok(closest?.ordered, closest?.text);
       } finally {
         await own.close();
       }
