@@ -25,7 +25,7 @@ import {
   type TestAgent,
   withAgent,
   writeQuietly,
-} from "./_support.ts";
+} from "../_helpers/security.ts";
 
 const ignore = !IS_ROOT;
 

@@ -16,7 +16,7 @@ import {
 } from "../../wire/mod.ts";
 import { initiateSecure } from "../../wire/secure/secure_stream.ts";
 import { signObject } from "../../wire/secure/sign.ts";
-import { IS_ROOT } from "../_helpers/agent.ts";
+import { IS_ROOT, startSleepers } from "../_helpers/agent.ts";
 import {
   connectRaw,
   deadline,
@@ -29,11 +29,10 @@ import {
   sections,
   sleep,
   startAgent,
-  startManySleepers,
   type TestAgent,
   waitUnloaded,
   withAgent,
-} from "./_support.ts";
+} from "../_helpers/security.ts";
 
 const ignore = !IS_ROOT;
 const ALL = 0xffff_ffff;
@@ -92,7 +91,7 @@ Deno.test({
   fn: async (t) => {
     // 3,000 processes of our own (others come and go on a shared machine): about 600 tasks
     // fill the 4 MiB ring buffer.
-    await using sleepers = await startManySleepers(TASKS);
+    await using sleepers = await startSleepers(TASKS);
 
     await t.step(
       "a bulk walk fills the ring buffer, resumes, and completes with 0 misses",

@@ -45,7 +45,7 @@ import {
   type TestAgent,
   withAgent,
   writeQuietly,
-} from "./_support.ts";
+} from "../_helpers/security.ts";
 
 const SEED = fuzzSeed(0x00c0ffee);
 const text = new TextEncoder();

@@ -1,5 +1,5 @@
 // The IDS against a hostile agent (issue 15): a lying agent holding the agent's key proxies
-// to a real agent here and rewrites its answers (tests/security/_hostile.ts). Each lie ends
+// to a real agent here and rewrites its answers (tests/_helpers/hostile_agent.ts). Each lie ends
 // in a clear error naming the limit (`ids ps`, `ids sockets`: exit 2) or the `hostile_agent`
 // alert (`ids check`: exit 1), with the IDS's peak memory under a ceiling. Needs root (the
 // real agent loads eBPF programs into this machine's kernel).
@@ -20,8 +20,8 @@ import {
   RssSampler,
   taskMembers,
   TRUTH,
-} from "./_hostile.ts";
-import { CliProcess, makeKeys, sleep, startAgent, type TestAgent } from "./_support.ts";
+} from "../_helpers/hostile_agent.ts";
+import { CliProcess, makeKeys, sleep, startAgent, type TestAgent } from "../_helpers/security.ts";
 
 /** The IDS's peak RSS must stay under this in every case (measured peaks: docs/security.md). */
 const RSS_CEILING = 1536 << 20;

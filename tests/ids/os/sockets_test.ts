@@ -24,7 +24,7 @@ import {
   socketWalkSpec,
   tcpStateName,
 } from "../../../ids/os/sockets.ts";
-import { fixtureBtf, fixtureKallsyms, vmlinuxBtfBytes } from "../profile/_fixtures.ts";
+import { fixtureBtf, fixtureKallsyms, vmlinuxBtfBytes } from "../../_helpers/profile_fixtures.ts";
 
 const profile = new KernelProfile({
   release: "6.18",

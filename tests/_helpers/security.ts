@@ -7,7 +7,6 @@
  * @module
  */
 import { concatBytes } from "../../wire/bytes.ts";
-import { startSleepers } from "../../ids/cli/workload.ts";
 import {
   generateIdentity,
   type Identity,
@@ -16,7 +15,7 @@ import {
 } from "../../wire/secure/keys.ts";
 import { acceptSecure, type SecureStream } from "../../wire/secure/secure_stream.ts";
 import type { ClientSecurity } from "../../ids/client/channel.ts";
-import { bpftoolPrograms, MAIN } from "../_helpers/agent.ts";
+import { bpftoolPrograms, MAIN } from "./agent.ts";
 
 // --- Deterministic randomness ----------------------------------------------------------------
 
@@ -635,22 +634,6 @@ export class FakeAgent {
     await this.#serving;
     await Promise.all(this.#tasks);
   }
-}
-
-// --- Many processes at once ------------------------------------------------------------------
-
-/** Idle processes on the task list. */
-export interface Sleepers {
-  /** Their pids. */
-  pids: number[];
-  /** Kills them by pid and waits. */
-  [Symbol.asyncDispose](): Promise<void>;
-}
-
-/** Starts `count` idle processes at once (ids/cli/workload.ts), ended by pid on dispose. */
-export async function startManySleepers(count: number): Promise<Sleepers> {
-  const workload = await startSleepers(count);
-  return { pids: workload.pids, [Symbol.asyncDispose]: workload.stop };
 }
 
 // --- bpftool ---------------------------------------------------------------------------------

@@ -19,7 +19,7 @@ import { FramedConnection } from "../../wire/connection.ts";
 import { chunkMessage, type Message } from "../../wire/protocol.ts";
 import type { SecureStream } from "../../wire/secure/secure_stream.ts";
 import { Guest } from "../../ids/guest.ts";
-import { FakeAgent, type KeySet, sleep, type TestAgent } from "./_support.ts";
+import { FakeAgent, type KeySet, sleep, type TestAgent } from "./security.ts";
 import assert from "node:assert/strict";
 
 /** What the IDS asked, as the lie sees it. */
