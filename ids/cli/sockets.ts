@@ -8,6 +8,7 @@ import { terminalSafeJson } from "../printable.ts";
 import type { FetchMode } from "../guest.ts";
 import { socketJson, socketTable } from "./format.ts";
 import { type ConnectOptions, withGuest } from "./session.ts";
+import { namespacedSocketView, socketView } from "../os/socket_view.ts";
 
 /** Options of `ids sockets`. */
 export interface SocketsOptions extends ConnectOptions {
@@ -24,8 +25,8 @@ export function sockets(options: SocketsOptions): Promise<number> {
   return withGuest(options, async (guest, _local, progress) => {
     progress.step(`walking the socket tables (${options.fetch} mode)`);
     const { items } = options.allNamespaces
-      ? await guest.socketsOfAllNamespaces(options.fetch)
-      : await guest.sockets(options.fetch);
+      ? await guest.acquire(namespacedSocketView, options.fetch)
+      : await guest.acquire(socketView, options.fetch);
     progress.done();
     const note = guest.profile.socketsNote;
     if (note !== undefined) console.error(`note: ${note}`);

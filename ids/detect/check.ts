@@ -29,6 +29,9 @@ import { hiddenModuleDetector } from "./hidden_module.ts";
 import { syscallHookDetector } from "./syscall_hook.ts";
 import { hiddenProcessDetector } from "./hidden_process.ts";
 import { credentialsDetector } from "./credentials.ts";
+import { moduleView } from "../os/module_view.ts";
+import { processView } from "../os/process_view.ts";
+import { socketView } from "../os/socket_view.ts";
 
 /** Every detector, in the order they run. */
 export const DETECTORS: readonly Detector[] = [
@@ -77,9 +80,9 @@ export async function takeSnapshot(
   guest: Guest,
   mode: FetchMode = "bulk",
 ): Promise<MeasuredSnapshot> {
-  const acquired = await guest.processes(mode);
+  const acquired = await guest.acquire(processView(), mode);
   const processes = acquired.items;
-  const modulesAcquired = await guest.modules(mode);
+  const modulesAcquired = await guest.acquire(moduleView, mode);
   const modules = modulesAcquired.items;
   let acquisitionMisses = acquired.cost.misses + modulesAcquired.cost.misses;
   const first = processes[0];
@@ -90,7 +93,7 @@ export async function takeSnapshot(
   let listeningNote = guest.profile.socketsNote;
   if (guest.profile.sockets !== undefined) {
     try {
-      const sockets = await guest.sockets(mode);
+      const sockets = await guest.acquire(socketView, mode);
       acquisitionMisses += sockets.cost.misses;
       listening = listeningPorts(sockets.items);
     } catch (error) {
@@ -108,8 +111,8 @@ export async function takeSnapshot(
     processes,
     taskListStart: guest.profile.initTask ?? first.addr,
     modules,
-    retakeProcesses: async () => (await guest.processes(mode)).items,
-    retakeModules: async () => (await guest.modules(mode)).items,
+    retakeProcesses: async () => (await guest.acquire(processView(), mode)).items,
+    retakeModules: async () => (await guest.acquire(moduleView, mode)).items,
     freshMemory: () => guest.memory(),
     captureList: (plan, head) => guest.captureList(acquired.memory, plan, head),
   };

@@ -11,9 +11,7 @@
  */
 import { formatAddress } from "../memory/address.ts";
 import type { MemoryReader } from "../memory/memory.ts";
-import type { HashTable, HashWalkSpec } from "../memory/hash.ts";
-import type { GuardedPlan } from "../memory/plan_recorder.ts";
-import type { FieldRange } from "../memory/plan.ts";
+import type { HashTable } from "../memory/hash.ts";
 import type { KernelProfile, SocketBucketLayout, SocketLayout } from "../profile/profile.ts";
 import { isKernelAddress, ListWalkError } from "./list.ts";
 import { HostileAnswer } from "../client/budget.ts";
@@ -248,31 +246,9 @@ export async function findSocketTables(
   return { net, tcpListen, tcpEstablished, udp };
 }
 
-/**
- * What a hash walker fetches of the socket tables for this view, from the
- * view's capture plan (ids/os/plans.ts): in `bulk` mode the pages that cover
- * each socket's planned ranges and those of what it points to, in `fields`
- * mode the ranges themselves; each pointer followed only for the states whose
- * reader reads through it.
- */
-export function socketWalkSpec(
-  tables: SocketTables,
-  plan: GuardedPlan,
-  mode: "bulk" | "fields",
-): HashWalkSpec {
-  const end = (ranges: FieldRange[]) => Math.max(...ranges.map((r) => r.offset + r.len));
-  return {
-    tables: [tables.tcpListen, tables.tcpEstablished, ...(tables.udp ? [tables.udp] : [])],
-    span: end(plan.ranges),
-    ...(mode === "fields" ? { ranges: plan.ranges } : {}),
-    follows: plan.follows.map((f) => ({
-      pointer: f.pointer,
-      guard: plan.guard,
-      mask: f.mask,
-      span: end(f.ranges),
-      ...(mode === "fields" ? { ranges: f.ranges } : {}),
-    })),
-  };
+/** The tables of `tables`, in the order /proc/net lists them: TCP listening, established, UDP. */
+export function socketHashes(tables: SocketTables): HashTable[] {
+  return [tables.tcpListen, tables.tcpEstablished, ...(tables.udp ? [tables.udp] : [])];
 }
 
 /** Formats an IPv4 address held in network order. */

@@ -8,6 +8,7 @@ import { FETCH_MODES } from "../../ids/guest.ts";
 import type { SocketInfo } from "../../ids/os/sockets.ts";
 import { IS_ROOT, withGuest } from "../_helpers/agent.ts";
 import { readProcNet, socketKey } from "../_helpers/proc_net.ts";
+import { namespacedSocketView, socketView } from "../../ids/os/socket_view.ts";
 
 /**
  * A socket held by a perl process that prints its port and holds it until its
@@ -97,7 +98,7 @@ Deno.test({
           own.ports.has(s.local_port) && s.local_addr.match(/^(127\.0\.0\.1|::1)$/);
         for (const mode of FETCH_MODES) {
           const before = await readProcNet();
-          const acquired = await guest.sockets(mode);
+          const acquired = await guest.acquire(socketView, mode);
           const after = await readProcNet();
           const afterKeys = new Set(after.map(socketKey));
           const stable = before.filter((s) => afterKeys.has(socketKey(s)));
@@ -148,10 +149,10 @@ Deno.test({
     withGuest(async (guest) => {
       const own = await openSockets();
       try {
-        await guest.sockets("bulk"); // finds the tables
-        const bulk = await guest.sockets("bulk");
-        const fields = await guest.sockets("fields");
-        const page = await guest.sockets("page");
+        await guest.acquire(socketView, "bulk"); // finds the tables
+        const bulk = await guest.acquire(socketView, "bulk");
+        const fields = await guest.acquire(socketView, "fields");
+        const page = await guest.acquire(socketView, "page");
         for (const [mode, cost] of [["bulk", bulk.cost], ["fields", fields.cost]] as const) {
           assert.equal(cost.roundTrips, 1, `${mode}: round trips`);
           assert.equal(cost.misses, 0, `${mode}: misses`);
@@ -185,19 +186,19 @@ Deno.test({
         assert.notEqual(theirs, ours);
         const isTheirs = (s: SocketInfo) => s.local_port === other.port && s.state === "LISTEN";
         for (const mode of FETCH_MODES) {
-          const init = await guest.sockets(mode);
+          const init = await guest.acquire(socketView, mode);
           assert.ok(
             !init.items.some(isTheirs),
             `${mode}: the other namespace's listener is listed`,
           );
-          const all = await guest.socketsOfAllNamespaces(mode);
+          const all = await guest.acquire(namespacedSocketView, mode);
           const found = all.items.filter(isTheirs);
           assert.equal(found.length, 1, `${mode}: the other namespace's listener`);
           assert.equal(found[0]!.netns, theirs, `${mode}: its netns`);
           assert.equal(found[0]!.local_addr, "0.0.0.0");
           // Sockets come and go between the walks (on a shared machine, other programs' listeners
           // too): a listener the walk of all namespaces saw in ours was there before it or after.
-          const after = await guest.sockets(mode);
+          const after = await guest.acquire(socketView, mode);
           const initKeys = new Set([...init.items, ...after.items].map(socketKey));
           for (const s of all.items.filter((s) => s.netns === ours)) {
             if (s.state === "LISTEN") {

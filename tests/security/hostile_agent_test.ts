@@ -22,6 +22,7 @@ import {
   TRUTH,
 } from "../_helpers/hostile_agent.ts";
 import { CliProcess, makeKeys, sleep, startAgent, type TestAgent } from "../_helpers/security.ts";
+import { processView } from "../../ids/os/process_view.ts";
 
 /** The IDS's peak RSS must stay under this in every case (measured peaks: docs/security.md). */
 const RSS_CEILING = 1536 << 20;
@@ -292,10 +293,10 @@ Deno.test({
       try {
         await sleep(3500);
         // A long-lived session (the VM test bed, a library user) keeps working past it.
-        assert.ok((await guest.processes("bulk")).items.length > 0);
+        assert.ok((await guest.acquire(processView(), "bulk")).items.length > 0);
         guest.startBudget(1);
         await sleep(10);
-        await assert.rejects(guest.processes("bulk"), DeadlinePassed);
+        await assert.rejects(guest.acquire(processView(), "bulk"), DeadlinePassed);
       } finally {
         guest.close();
       }

@@ -27,6 +27,9 @@ import { expectedVariants } from "../_helpers/variants.ts";
 import { BOUNDED_BATCH, checkWalkVariant, type WalkRunner } from "../_helpers/walk_scenarios.ts";
 import { hasQemu, Vm } from "./qemu.ts";
 import { cliSecurityArgs, openGuest } from "./session.ts";
+import { moduleView } from "../../ids/os/module_view.ts";
+import { namespacedSocketView, socketView } from "../../ids/os/socket_view.ts";
+import { processView } from "../../ids/os/process_view.ts";
 
 const QEMU = hasQemu();
 const SKIP = !QEMU && Deno.env.get("EBPFMONITOR_SKIP_VM") === "1";
@@ -177,7 +180,7 @@ for (const kernel of KERNELS) {
         for (const mode of FETCH_MODES) {
           await t.step(`ps in ${mode} mode lists every process of the guest's /proc`, async () => {
             const before = await groundTruth(vm);
-            const { items, cost } = await guest.processes(mode);
+            const { items, cost } = await guest.acquire(processView(), mode);
             const after = await groundTruth(vm);
             checkProcesses(`${kernel} ${mode}`, items, before, after);
             if (mode !== "page") {
@@ -207,7 +210,7 @@ for (const kernel of KERNELS) {
 
           await t.step(`sockets in ${mode} mode equal the guest's /proc/net`, async () => {
             const before = await groundTruth(vm);
-            const { items, cost } = await guest.sockets(mode);
+            const { items, cost } = await guest.acquire(socketView, mode);
             const after = await groundTruth(vm);
             checkSockets(`${kernel} ${mode}`, items, before, after);
             // Page mode, first, found the socket tables; the others read them in one request.
@@ -220,7 +223,7 @@ for (const kernel of KERNELS) {
           await t.step(`lsmod in ${mode} mode lists every module of /proc/modules`, async () => {
             const truth = await groundTruth(vm);
             assert.ok(truth.modules.length >= 10, `${truth.modules.length} modules loaded`);
-            const { items, cost } = await guest.modules(mode);
+            const { items, cost } = await guest.acquire(moduleView, mode);
             checkModules(`${kernel} ${mode}`, items, truth);
             if (mode !== "page") {
               assert.equal(cost.misses, 0, `${mode} mode prefetches everything the view reads`);
@@ -231,7 +234,7 @@ for (const kernel of KERNELS) {
 
         await t.step("sockets of every namespace include the container's listener", async () => {
           for (const mode of FETCH_MODES) {
-            const { items } = await guest.socketsOfAllNamespaces(mode);
+            const { items } = await guest.acquire(namespacedSocketView, mode);
             const agent = items.find((s) => s.local_port === 7070 && s.state === "LISTEN");
             const container = items.find((s) => s.local_port === 7072 && s.state === "LISTEN");
             assert.ok(agent && container, `${mode}: the agent's and the container's listeners`);
