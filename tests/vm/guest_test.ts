@@ -12,7 +12,7 @@ import { FETCH_MODES } from "../../ids/guest.ts";
 import type { ModuleInfo } from "../../ids/os/modules.ts";
 import type { ProcessInfo } from "../../ids/os/tasks.ts";
 import type { SocketInfo } from "../../ids/os/sockets.ts";
-import { socketKey } from "../_helpers/proc_net.ts";
+import { parseProcNetUnix, socketKey, unixSocketKey } from "../_helpers/proc_net.ts";
 import {
   containerProcesses,
   type GroundTruth,
@@ -30,6 +30,7 @@ import { cliSecurityArgs, openGuest } from "./session.ts";
 import { moduleView } from "../../ids/os/module_view.ts";
 import { namespacedSocketView, socketView } from "../../ids/os/socket_view.ts";
 import { processView } from "../../ids/os/process_view.ts";
+import { unixSocketView } from "../../ids/os/unix_sockets.ts";
 
 const QEMU = hasQemu();
 const SKIP = !QEMU && Deno.env.get("EBPFMONITOR_SKIP_VM") === "1";
@@ -219,6 +220,33 @@ for (const kernel of KERNELS) {
               assert.equal(cost.roundTrips, 1, `${mode} mode is one request`);
             }
           });
+
+          await t.step(
+            `unix sockets in ${mode} mode equal the guest's /proc/net/unix`,
+            async () => {
+              const read = async () => {
+                const { code, output } = await vm.run("cat /proc/net/unix", 60_000);
+                assert.equal(code, 0, output);
+                return parseProcNetUnix(output);
+              };
+              const before = await read();
+              const { items, cost } = await guest.acquire(unixSocketView, mode);
+              const after = new Set(await read());
+              const seen = new Set(items.map(unixSocketKey));
+              const stable = before.filter((key) => after.has(key));
+              assert.ok(stable.length > 0, `${kernel} ${mode}: /proc/net/unix is empty`);
+              for (const key of stable) {
+                assert.ok(
+                  seen.has(key),
+                  `${kernel} ${mode}: ${key} is in /proc/net/unix, not in the view`,
+                );
+              }
+              if (mode !== "page") {
+                assert.equal(cost.misses, 0, `${mode} mode prefetches everything the view reads`);
+                assert.equal(cost.roundTrips, 1, `${mode} mode is one request`);
+              }
+            },
+          );
 
           await t.step(`lsmod in ${mode} mode lists every module of /proc/modules`, async () => {
             const truth = await groundTruth(vm);

@@ -12,11 +12,11 @@ import {
   unixCapturePlan,
   unixLayout,
   unixPath,
-  type UnixSocketInfo,
   unixSocketView,
 } from "../../../ids/os/unix_sockets.ts";
 import { vmlinuxBtfBytes } from "../../_helpers/profile_fixtures.ts";
 import { IS_ROOT, runCli, withGuest } from "../../_helpers/agent.ts";
+import { parseProcNetUnix, unixSocketKey } from "../../_helpers/proc_net.ts";
 
 function profile(btf: Btf, kallsyms: string): KernelProfile {
   return new KernelProfile({
@@ -78,24 +78,8 @@ Deno.test("unixPath() prints names as /proc/net/unix does: abstract ones with @,
   assert.equal(UNIX_HASH_BUCKETS, 512);
 });
 
-/** /proc/net/unix's line as the view shows it: type, state, inode, path. */
-function procKey(line: string): string | undefined {
-  const m = /^\S+: \S+ \S+ (\S+) (\S+) (\S+)\s+(\d+)(?: (.*))?$/.exec(line);
-  if (m === null) return undefined;
-  const [, flags, type, st, inode, path] = m;
-  const types: Record<string, string> = { "0001": "stream", "0002": "dgram", "0005": "seqpacket" };
-  const states = ["FREE", "UNCONNECTED", "CONNECTING", "CONNECTED", "DISCONNECTING"];
-  const state = (parseInt(flags!, 16) & 0x10000) !== 0 ? "LISTEN" : states[parseInt(st!, 16)];
-  return [types[type!] ?? `type ${parseInt(type!, 16)}`, state, inode, path ?? ""].join(" ");
-}
-
-function viewKey(s: UnixSocketInfo): string {
-  return [s.type, s.state, s.inode, s.path].join(" ");
-}
-
 async function procNetUnix(): Promise<string[]> {
-  const lines = (await Deno.readTextFile("/proc/net/unix")).split("\n").slice(1);
-  return lines.map(procKey).filter((k): k is string => k !== undefined);
+  return parseProcNetUnix(await Deno.readTextFile("/proc/net/unix"));
 }
 
 Deno.test({
@@ -114,13 +98,16 @@ Deno.test({
           const before = await procNetUnix();
           const acquired = await guest.acquire(unixSocketView, mode);
           const after = new Set(await procNetUnix());
-          const seen = new Set(acquired.items.map(viewKey));
+          const seen = new Set(acquired.items.map(unixSocketKey));
           for (const key of before.filter((k) => after.has(k))) {
             assert.ok(seen.has(key), `${mode}: ${key} is in /proc/net/unix, not in the view`);
           }
           const listed = new Set([...before, ...after]);
           for (const s of acquired.items.filter((s) => s.state === "LISTEN")) {
-            assert.ok(listed.has(viewKey(s)), `${mode}: ${viewKey(s)} is not in /proc/net/unix`);
+            assert.ok(
+              listed.has(unixSocketKey(s)),
+              `${mode}: ${unixSocketKey(s)} is not in /proc/net/unix`,
+            );
           }
           // The listener, and the accepted end, which shares its address (as /proc shows it).
           const ours = acquired.items.filter((s) => s.path === path);
