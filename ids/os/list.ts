@@ -1,10 +1,14 @@
 /**
- * What every view of a kernel linked list shares: the check that a pointer is
- * a kernel address and the error for a list that loops or breaks.
+ * The one list walker every view uses: circular `list_head` lists (from their
+ * head or from one of their objects) and `hlist`/`hlist_nulls` hash chains,
+ * each with the same integrity checks (a pointer outside kernel memory, a
+ * list that loops, more objects than a bound), and the error for a list that
+ * loops or breaks.
  *
  * @module
  */
 import { formatAddress } from "../memory/address.ts";
+import type { MemoryReader } from "../memory/memory.ts";
 
 /**
  * Lowest address of the x86-64 kernel half: the canonical upper half with
@@ -30,4 +34,128 @@ export class ListWalkError extends Error {
     this.name = "ListWalkError";
     this.addr = addr;
   }
+}
+
+/** How to walk one kind of circular `list_head` list. */
+export interface ListWalk {
+  /** Which list, for errors (`task list`). */
+  name: string;
+  /** Offset in an object of its `list_head`'s `next` pointer. */
+  next: number;
+  /** Offset in an object of its `list_head` (`container_of`). */
+  link: number;
+  /** The most objects the list may hold. */
+  max: number;
+  /** The error for a list longer than `max`, at object `obj`. */
+  tooMany(obj: bigint): Error;
+}
+
+/**
+ * The objects of the circular list whose head (not an object) is at `head`,
+ * in order. A `next` outside kernel memory, a list that loops without
+ * reaching its head, or one longer than `walk.max` ends the walk with an
+ * error: a guest's list is walked, never trusted.
+ */
+export async function* listFromHead(
+  mem: MemoryReader,
+  head: bigint,
+  walk: ListWalk,
+): AsyncGenerator<bigint> {
+  const seen = new Set<bigint>();
+  let node = await mem.u64(head + BigInt(walk.next - walk.link));
+  while (node !== head) {
+    const obj = node - BigInt(walk.link);
+    if (!isKernelAddress(node)) {
+      throw new ListWalkError(
+        walk.name,
+        obj,
+        `next points outside kernel memory (${formatAddress(node)})`,
+      );
+    }
+    if (seen.has(obj)) {
+      throw new ListWalkError(walk.name, obj, "loops back without reaching its head");
+    }
+    if (seen.size >= walk.max) throw walk.tooMany(obj);
+    seen.add(obj);
+    yield obj;
+    node = await mem.u64(obj + BigInt(walk.next));
+  }
+}
+
+/**
+ * The objects of a circular list from its object `start` (a list without a
+ * head of its own, like the task list from any task), `start` first; the same
+ * checks as {@linkcode listFromHead}.
+ */
+export async function* listFrom(
+  mem: MemoryReader,
+  start: bigint,
+  walk: ListWalk,
+): AsyncGenerator<bigint> {
+  const seen = new Set<bigint>();
+  let obj = start;
+  for (;;) {
+    if (seen.size >= walk.max) throw walk.tooMany(obj);
+    seen.add(obj);
+    yield obj;
+    const next = (await mem.u64(obj + BigInt(walk.next))) - BigInt(walk.link);
+    if (next === start) return;
+    if (!isKernelAddress(next)) {
+      throw new ListWalkError(
+        walk.name,
+        obj,
+        `next points outside kernel memory (${formatAddress(next)})`,
+      );
+    }
+    if (seen.has(next)) {
+      throw new ListWalkError(walk.name, obj, "loops back without reaching its start");
+    }
+    obj = next;
+  }
+}
+
+/** How to walk the chains of one hash table of `hlist` or `hlist_nulls` heads. */
+export interface ChainWalk {
+  /** Which table, for errors (`tcp`: "tcp hash chain", "tcp hash table"). */
+  name: string;
+  /** What the table holds, for errors (`sockets`). */
+  what: string;
+  /** Offset in an object of its chain node. */
+  link: number;
+  /** Whether the chains end in nulls markers (odd values), not NULL. */
+  nulls: boolean;
+  /** The most objects the table may hold. */
+  max: number;
+  /** Objects met so far, across the table's chains (and tables that share objects). */
+  seen: Set<bigint>;
+}
+
+/**
+ * The objects on the chain whose first node is `first`. An object met twice
+ * moved chains while the table was read: its chain ends there (the kernel's
+ * own lockless readers restart; a snapshot keeps what it read). A node
+ * outside kernel memory, or more objects than `walk.max`, is an error.
+ */
+export async function* chainFrom(
+  mem: MemoryReader,
+  first: bigint,
+  walk: ChainWalk,
+): AsyncGenerator<bigint> {
+  for (let node = first; !chainEnd(node, walk.nulls); node = await mem.u64(node)) {
+    if (!isKernelAddress(node)) {
+      throw new ListWalkError(`${walk.name} hash chain`, node, "points outside kernel memory");
+    }
+    const obj = node - BigInt(walk.link);
+    if (walk.seen.has(obj)) return;
+    if (walk.seen.size >= walk.max) {
+      throw new ListWalkError(`${walk.name} hash table`, obj, `holds too many ${walk.what}`);
+    }
+    walk.seen.add(obj);
+    yield obj;
+  }
+}
+
+/** Whether a chain node is its chain's end (NULL, or a nulls marker). */
+function chainEnd(node: bigint, nulls: boolean): boolean {
+  return node === 0n || (nulls && (node & 1n) === 1n);
 }

@@ -13,7 +13,7 @@ import { formatAddress } from "../memory/address.ts";
 import type { MemoryReader } from "../memory/memory.ts";
 import type { HashTable } from "../memory/hash.ts";
 import type { KernelProfile, SocketBucketLayout, SocketLayout } from "../profile/profile.ts";
-import { isKernelAddress, ListWalkError } from "./list.ts";
+import { chainFrom, isKernelAddress, ListWalkError } from "./list.ts";
 import { HostileAnswer } from "../client/budget.ts";
 
 /** One socket, as /proc/net/{tcp,tcp6,udp,udp6} shows it. */
@@ -343,11 +343,6 @@ export async function readSocket(
   };
 }
 
-/** Whether a chain node is its chain's end (NULL, or a nulls marker). */
-function chainEnd(node: bigint, nulls: boolean): boolean {
-  return node === 0n || (nulls && (node & 1n) === 1n);
-}
-
 /**
  * Reads every socket on the chains of `hash`. A socket met twice moved chains
  * while the table was read: its chain ends there (the kernel's own lockless
@@ -388,16 +383,15 @@ async function readChain(
   out: SocketEntry[],
   seen: Set<bigint>,
 ): Promise<void> {
-  for (let node = head; !chainEnd(node, hash.nulls); node = await mem.u64(node)) {
-    if (!isKernelAddress(node)) {
-      throw new ListWalkError(`${proto} hash chain`, node, "points outside kernel memory");
-    }
-    const sk = node - BigInt(hash.link);
-    if (seen.has(sk)) break;
-    if (seen.size >= MAX_SOCKETS) {
-      throw new ListWalkError(`${proto} hash table`, sk, "holds too many sockets");
-    }
-    seen.add(sk);
+  const walk = {
+    name: proto,
+    what: "sockets",
+    link: hash.link,
+    nulls: hash.nulls,
+    max: MAX_SOCKETS,
+    seen,
+  };
+  for await (const sk of chainFrom(mem, head, walk)) {
     const entry = await readSocket(mem, profile, sk, proto);
     if (entry !== undefined) out.push(entry);
   }

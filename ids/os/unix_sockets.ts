@@ -22,7 +22,7 @@ import type { KernelMemory, MemoryReader } from "../memory/memory.ts";
 import type { HashTable } from "../memory/hash.ts";
 import { type GuardedPlan, type PlanCase, recordGuardedPlan } from "../memory/plan_recorder.ts";
 import type { KernelProfile, MemberLayout } from "../profile/profile.ts";
-import { isKernelAddress, ListWalkError } from "./list.ts";
+import { chainFrom, isKernelAddress, ListWalkError } from "./list.ts";
 import { checkedTable, findInit, KERNEL_MAX_SMALL_HASH, SOCKET_STATE_RANGE } from "./sockets.ts";
 import { memoized, type View, type ViewContext } from "./view.ts";
 
@@ -250,19 +250,13 @@ export async function listUnixSockets(
   const { net, table, perNamespace } = await unixTable(ctx, mem);
   const entries: UnixEntry[] = [];
   const seen = new Set<bigint>();
+  const max = MAX_UNIX_SOCKETS;
   const heads = await mem.read(table.base, table.count * 8);
   const view = new DataView(heads.buffer, heads.byteOffset, heads.byteLength);
   for (let i = 0; i < table.count; i++) {
-    for (let node = view.getBigUint64(i * 8, true); node !== 0n; node = await mem.u64(node)) {
-      if (!isKernelAddress(node)) {
-        throw new ListWalkError("unix hash chain", node, "points outside kernel memory");
-      }
-      const sk = node - BigInt(table.link);
-      if (seen.has(sk)) break;
-      if (seen.size >= MAX_UNIX_SOCKETS) {
-        throw new ListWalkError("unix hash table", sk, "holds too many sockets");
-      }
-      seen.add(sk);
+    const first = view.getBigUint64(i * 8, true);
+    const walk = { name: "unix", what: "sockets", link: table.link, nulls: false, max, seen };
+    for await (const sk of chainFrom(mem, first, walk)) {
       entries.push(await readUnixSocket(mem, ctx.profile, sk));
     }
   }
