@@ -16,31 +16,30 @@ import { AgentPageSource } from "./memory/agent_pages.ts";
 import { ALL, bulkWalk } from "./memory/bulk.ts";
 import { planWalk } from "./memory/fields.ts";
 import { hashWalk, hashWalkSpec } from "./memory/hash.ts";
-import { KernelMemory, MemoryFault } from "./memory/memory.ts";
-import { ListWalkError } from "./os/list.ts";
+import { KernelMemory } from "./memory/memory.ts";
 import { PageCache } from "./memory/page_cache.ts";
 import type { CapturePlan } from "./memory/plan.ts";
 import { RangeCache } from "./memory/range_cache.ts";
-import { ProgramSet, WalkFault } from "./memory/programs.ts";
+import { ProgramSet } from "./memory/programs.ts";
 import type { ProgramName, VariantName } from "../bpf/objects.ts";
 import { Btf } from "./profile/btf.ts";
 import { Kallsyms } from "./profile/kallsyms.ts";
 import { KernelProfile } from "./profile/profile.ts";
-import type { FetchMode, View, ViewContext } from "./os/view.ts";
+import {
+  type AcquisitionCost,
+  type FetchMode,
+  isTornSnapshot,
+  type View,
+  type ViewContext,
+} from "./os/view.ts";
 
-export { FETCH_MODES, type FetchMode, parseFetchMode } from "./os/view.ts";
-
-/** What one acquisition cost. */
-export interface AcquisitionCost {
-  /** Requests to the agent (round trips). */
-  roundTrips: number;
-  /** Bytes on the wire, both directions. */
-  bytes: number;
-  /** Pages the views read that the mode had not prefetched. */
-  misses: number;
-  /** Snapshots taken: 1, or more when a walk met a list that changed under it. */
-  attempts: number;
-}
+export {
+  type AcquisitionCost,
+  FETCH_MODES,
+  type FetchMode,
+  isTornSnapshot,
+  parseFetchMode,
+} from "./os/view.ts";
 
 /** A result and what it cost. */
 export interface Acquired<T> {
@@ -54,16 +53,6 @@ export interface Acquired<T> {
 
 /** Snapshots taken before a list that keeps changing under the walk is reported as broken. */
 export const SNAPSHOT_ATTEMPTS = 3;
-
-/**
- * Whether `error` is what a walk over memory that changed under it meets: a
- * list that loops or breaks, a pointer to memory that cannot be read. Taking
- * the snapshot again is the answer; a structure that stays broken is reported.
- */
-export function isTornSnapshot(error: unknown): boolean {
-  return error instanceof ListWalkError || error instanceof WalkFault ||
-    error instanceof MemoryFault;
-}
 
 /** How {@linkcode Guest.open} reaches the agent and bounds what it answers. */
 export interface OpenOptions {

@@ -15,7 +15,7 @@ import {
   type Guest,
 } from "../guest.ts";
 import type { CheckReport } from "../detect/alert.ts";
-import { runChecks } from "../detect/check.ts";
+import { runChecks } from "../check/check.ts";
 import { DEFAULT_POLICY } from "../detect/policy.ts";
 import { table } from "./format.ts";
 import { pingTimes } from "./ping.ts";

@@ -6,7 +6,7 @@
  *
  * @module
  */
-import { runChecks } from "../detect/check.ts";
+import { runChecks } from "../check/check.ts";
 import { DEFAULT_POLICY } from "../detect/policy.ts";
 import { reportText } from "./check.ts";
 import { moduleTable, processTable } from "./format.ts";

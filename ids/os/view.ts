@@ -12,7 +12,9 @@
  * @module
  */
 import type { HashTable } from "../memory/hash.ts";
-import type { KernelMemory } from "../memory/memory.ts";
+import { type KernelMemory, MemoryFault } from "../memory/memory.ts";
+import { WalkFault } from "../memory/programs.ts";
+import { ListWalkError } from "./list.ts";
 import type { CapturePlan } from "../memory/plan.ts";
 import type { GuardedPlan } from "../memory/plan_recorder.ts";
 import type { KernelProfile } from "../profile/profile.ts";
@@ -32,6 +34,28 @@ export const FETCH_MODES: readonly FetchMode[] = ["page", "bulk", "fields"];
 export function parseFetchMode(text: string): FetchMode {
   if ((FETCH_MODES as readonly string[]).includes(text)) return text as FetchMode;
   throw new Error(`Unknown fetch mode ${text}: use ${FETCH_MODES.join(", ")}`);
+}
+
+/** What one acquisition cost. */
+export interface AcquisitionCost {
+  /** Requests to the agent (round trips). */
+  roundTrips: number;
+  /** Bytes on the wire, both directions. */
+  bytes: number;
+  /** Pages the views read that the mode had not prefetched. */
+  misses: number;
+  /** Snapshots taken: 1, or more when a walk met a list that changed under it. */
+  attempts: number;
+}
+
+/**
+ * Whether `error` is what a walk over memory that changed under it meets: a
+ * list that loops or breaks, a pointer to memory that cannot be read. Taking
+ * the snapshot again is the answer; a structure that stays broken is reported.
+ */
+export function isTornSnapshot(error: unknown): boolean {
+  return error instanceof ListWalkError || error instanceof WalkFault ||
+    error instanceof MemoryFault;
 }
 
 /** Objects on a list linked through a `list_head`. */

@@ -3,7 +3,7 @@
 // fixtures. Here: zero alerts on this clean machine, a real set-user-ID escalation seen by the
 // credentials detector, policy and baseline alerts, and the pid IDR view against /proc.
 import assert from "node:assert/strict";
-import { runChecks } from "../../ids/detect/check.ts";
+import { runChecks } from "../../ids/check/check.ts";
 import { DEFAULT_POLICY } from "../../ids/detect/policy.ts";
 import { initPidNamespace, listPids } from "../../ids/os/pids.ts";
 import { eventually, hasSetpriv, IS_ROOT, runCli, withGuest } from "../_helpers/agent.ts";

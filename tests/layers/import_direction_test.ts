@@ -1,7 +1,9 @@
 /**
  * Imports point down only. The IDS's layers, bottom up: transport (wire, and
  * the shared program objects in bpf/) → agent client → memory → profile → OS
- * views → acquisition (ids/guest.ts) → detectors → watch → CLI. The agent
+ * views → detectors → acquisition (ids/guest.ts) → checks (ids/check: the
+ * detectors run on a guest) → watch → CLI. Detectors see a snapshot (memory
+ * and views), never the agent client or the Guest, so they run offline. The agent
  * side (agent/, agent.ts) sits on wire and bpf and never meets the IDS; the
  * IDS never imports the agent. A file may import its own layer or any below.
  * Reads the sources only; no kernel, no network.
@@ -35,13 +37,14 @@ const LAYERS: readonly [prefix: string, layer: Layer][] = [
   ["ids/memory/", { name: "memory", rank: 2, side: "ids" }],
   ["ids/profile/", { name: "profile", rank: 3, side: "ids" }],
   ["ids/os/", { name: "OS views", rank: 4, side: "ids" }],
-  ["ids/guest.ts", { name: "acquisition", rank: 5, side: "ids" }],
-  ["ids/detect/", { name: "detectors", rank: 6, side: "ids" }],
-  ["ids/watch/", { name: "watch", rank: 7, side: "ids" }],
-  ["ids/cli/", { name: "CLI", rank: 8, side: "ids" }],
+  ["ids/detect/", { name: "detectors", rank: 5, side: "ids" }],
+  ["ids/guest.ts", { name: "acquisition", rank: 6, side: "ids" }],
+  ["ids/check/", { name: "checks", rank: 7, side: "ids" }],
+  ["ids/watch/", { name: "watch", rank: 8, side: "ids" }],
+  ["ids/cli/", { name: "CLI", rank: 9, side: "ids" }],
   ["agent/", { name: "agent", rank: 1, side: "agent" }],
   ["agent.ts", { name: "agent entry", rank: 2, side: "agent" }],
-  ["main.ts", { name: "entry", rank: 9, side: "shared" }],
+  ["main.ts", { name: "entry", rank: 10, side: "shared" }],
 ];
 
 /** The layer of a file (a path relative to the repository), or undefined outside the layers. */
@@ -63,6 +66,9 @@ function violation(from: string, to: string): string | undefined {
   if (from === "main.ts") return undefined;
   if (a.side !== b.side && b.side !== "shared") {
     return `${from} (${a.side}) imports ${to} (${b.side})`;
+  }
+  if (a.name === "detectors" && b.name === "client") {
+    return `${from} (detectors) imports ${to} (client): detectors see a snapshot only`;
   }
   if (b.rank > a.rank) {
     return `${from} (${a.name}) imports ${to} (${b.name}), a layer above it`;
@@ -92,8 +98,16 @@ Deno.test("violation() reports an upward import and accepts a downward one", () 
     "ids/memory/memory.ts (memory) imports ids/os/tasks.ts (OS views), a layer above it",
   );
   assert.equal(
-    violation("ids/os/tasks.ts", "ids/detect/check.ts"),
-    "ids/os/tasks.ts (OS views) imports ids/detect/check.ts (detectors), a layer above it",
+    violation("ids/os/tasks.ts", "ids/cli/check.ts"),
+    "ids/os/tasks.ts (OS views) imports ids/cli/check.ts (CLI), a layer above it",
+  );
+  assert.equal(
+    violation("ids/detect/hidden_process.ts", "ids/guest.ts"),
+    "ids/detect/hidden_process.ts (detectors) imports ids/guest.ts (acquisition), a layer above it",
+  );
+  assert.equal(
+    violation("ids/detect/hidden_process.ts", "ids/client/agent_client.ts"),
+    "ids/detect/hidden_process.ts (detectors) imports ids/client/agent_client.ts (client): detectors see a snapshot only",
   );
   assert.equal(violation("wire/frame.ts", "ids/client/budget.ts")?.includes("(shared)"), true);
   assert.equal(

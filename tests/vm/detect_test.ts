@@ -8,7 +8,7 @@
 // Skipped only when QEMU is absent and EBPFMONITOR_SKIP_VM=1.
 import assert from "node:assert/strict";
 import type { Alert, CheckReport } from "../../ids/detect/alert.ts";
-import { runChecks } from "../../ids/detect/check.ts";
+import { runChecks } from "../../ids/check/check.ts";
 import { decodeBranches } from "../../ids/detect/x86_branches.ts";
 import { objdump } from "../_helpers/objdump.ts";
 import { DEFAULT_POLICY } from "../../ids/detect/policy.ts";

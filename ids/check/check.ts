@@ -20,15 +20,20 @@ import {
 import { AgentError } from "../client/agent_client.ts";
 import { HostileAnswer } from "../client/budget.ts";
 import { hostileAgentReport } from "./hostile_agent.ts";
-import { type Alert, type CheckReport, SEVERITIES, type Skipped } from "./alert.ts";
-import { baselineDetector } from "./baseline_drift.ts";
-import { type Detector, type DetectorConfig, DetectorSkipped, type Snapshot } from "./detector.ts";
+import { type Alert, type CheckReport, SEVERITIES, type Skipped } from "../detect/alert.ts";
+import { baselineDetector } from "../detect/baseline_drift.ts";
+import {
+  type Detector,
+  type DetectorConfig,
+  DetectorSkipped,
+  type Snapshot,
+} from "../detect/detector.ts";
 import type { SocketInfo } from "../os/sockets.ts";
-import { policyDetector } from "./policy_violation.ts";
-import { hiddenModuleDetector } from "./hidden_module.ts";
-import { syscallHookDetector } from "./syscall_hook.ts";
-import { hiddenProcessDetector } from "./hidden_process.ts";
-import { credentialsDetector } from "./credentials.ts";
+import { policyDetector } from "../detect/policy_violation.ts";
+import { hiddenModuleDetector } from "../detect/hidden_module.ts";
+import { syscallHookDetector } from "../detect/syscall_hook.ts";
+import { hiddenProcessDetector } from "../detect/hidden_process.ts";
+import { credentialsDetector } from "../detect/credentials.ts";
 import { moduleView } from "../os/module_view.ts";
 import { processView } from "../os/process_view.ts";
 import { socketView } from "../os/socket_view.ts";
