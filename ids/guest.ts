@@ -191,11 +191,16 @@ export class Guest {
    * Takes a snapshot with `body` and measures it ({@linkcode measureSnapshot});
    * each attempt starts the budget's byte and record counts afresh.
    */
-  #measure<T>(body: (mem: KernelMemory) => Promise<T[]>): Promise<Acquired<T>> {
-    return measureSnapshot(() => this.client.stats, () => {
-      this.client.budget.startAcquisition();
-      return this.memory();
-    }, body);
+  #measure<T>(body: (mem: KernelMemory) => Promise<T[]>, attempts: number): Promise<Acquired<T>> {
+    return measureSnapshot(
+      () => this.client.stats,
+      () => {
+        this.client.budget.startAcquisition();
+        return this.memory();
+      },
+      body,
+      attempts,
+    );
   }
 
   /**
@@ -204,9 +209,15 @@ export class Guest {
    * page walker or the hash walker's pages; `fields`: only the ranges of the
    * view's capture plan), then read by the view. A snapshot torn by a list
    * that changed under the walk is taken again ({@linkcode measureSnapshot}:
-   * the one retry policy); the cost counts every attempt.
+   * the one retry policy); the cost counts every attempt. A caller that
+   * retries torn reads itself (a detector's retake) asks for one attempt, so
+   * that retries never nest.
    */
-  acquire<T>(view: View<T>, mode: FetchMode): Promise<Acquired<T>> {
+  acquire<T>(
+    view: View<T>,
+    mode: FetchMode,
+    attempts: number = SNAPSHOT_ATTEMPTS,
+  ): Promise<Acquired<T>> {
     return this.#measure(async (mem) => {
       const ctx = this.context;
       const source = await view.source(ctx, mem);
@@ -232,7 +243,7 @@ export class Guest {
       }
       if (source?.kind === "list" && start === undefined) start = await ctx.agentTask(mem);
       return await view.read(ctx, mem, start);
-    });
+    }, attempts);
   }
 
   /**
@@ -257,14 +268,15 @@ export class Guest {
  * walk that spans several fires (or, in page mode, many requests) can meet a
  * task that ended meanwhile, and the snapshot then loops or points nowhere.
  * That is detected, never trusted: the snapshot is taken again from scratch
- * (a fresh memory), up to SNAPSHOT_ATTEMPTS times, and only a list that stays
- * broken is reported. The cost counts every attempt in every counter: round
+ * (a fresh memory), up to `attempts` (SNAPSHOT_ATTEMPTS) times, and only a
+ * list that stays broken is reported. The cost counts every attempt in every counter: round
  * trips, bytes and misses alike, and the attempts themselves.
  */
 export async function measureSnapshot<T>(
   stats: () => TrafficStats,
   memory: () => KernelMemory,
   body: (mem: KernelMemory) => Promise<T[]>,
+  attempts = SNAPSHOT_ATTEMPTS,
 ): Promise<Acquired<T>> {
   const before = stats();
   let misses = 0;
@@ -275,7 +287,7 @@ export async function measureSnapshot<T>(
       return { items, cost: costSince(before, stats(), misses + mem.misses, attempt), memory: mem };
     } catch (error) {
       misses += mem.misses;
-      if (!isTornSnapshot(error) || attempt >= SNAPSHOT_ATTEMPTS) throw error;
+      if (!isTornSnapshot(error) || attempt >= attempts) throw error;
     }
   }
 }

@@ -116,8 +116,9 @@ export async function takeSnapshot(
     processes,
     taskListStart: guest.profile.initTask ?? first.addr,
     modules,
-    retakeProcesses: async () => (await guest.acquire(processView(), mode)).items,
-    retakeModules: async () => (await guest.acquire(moduleView, mode)).items,
+    // One attempt each: a torn retake is retried by the detector loop (checkOnce), not nested.
+    retakeProcesses: async () => (await guest.acquire(processView(), mode, 1)).items,
+    retakeModules: async () => (await guest.acquire(moduleView, mode, 1)).items,
     freshMemory: () => guest.memory(),
     captureList: (plan, head) => guest.captureList(acquired.memory, plan, head),
   };
