@@ -155,17 +155,22 @@ export interface BpfProgramInfo {
   name: string;
 }
 
-/** The eBPF programs loaded in the kernel now. */
-export async function bpftoolPrograms(): Promise<BpfProgramInfo[]> {
+/** What `bpftool OBJECT show --json` lists (`prog`, `link`...), parsed. */
+export async function bpftoolShow(object: string): Promise<Record<string, unknown>[]> {
   const output = await new Deno.Command("bpftool", {
-    args: ["prog", "show", "--json"],
+    args: [object, "show", "--json"],
     stdout: "piped",
     stderr: "piped",
   }).output();
   if (!output.success) {
-    throw new Error(`bpftool prog show failed: ${new TextDecoder().decode(output.stderr)}`);
+    throw new Error(`bpftool ${object} show failed: ${new TextDecoder().decode(output.stderr)}`);
   }
-  const list = JSON.parse(new TextDecoder().decode(output.stdout)) as BpfProgramInfo[];
+  return JSON.parse(new TextDecoder().decode(output.stdout)) as Record<string, unknown>[];
+}
+
+/** The eBPF programs loaded in the kernel now. */
+export async function bpftoolPrograms(): Promise<BpfProgramInfo[]> {
+  const list = await bpftoolShow("prog") as unknown as BpfProgramInfo[];
   return list.map(({ id, name }) => ({ id, name }));
 }
 

@@ -15,7 +15,7 @@ import {
 } from "../../wire/secure/keys.ts";
 import { acceptSecure, type SecureStream } from "../../wire/secure/secure_stream.ts";
 import type { ClientSecurity } from "../../ids/client/channel.ts";
-import { bpftoolPrograms, MAIN } from "./agent.ts";
+import { bpftoolPrograms, bpftoolShow, MAIN } from "./agent.ts";
 
 // --- Deterministic randomness ----------------------------------------------------------------
 
@@ -647,15 +647,7 @@ export interface BpfLinkInfo {
 
 /** The eBPF links in the kernel now. */
 export async function bpftoolLinks(): Promise<BpfLinkInfo[]> {
-  const output = await new Deno.Command("bpftool", {
-    args: ["link", "show", "--json"],
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  if (!output.success) {
-    throw new Error(`bpftool link show failed: ${new TextDecoder().decode(output.stderr)}`);
-  }
-  const list = JSON.parse(new TextDecoder().decode(output.stdout)) as BpfLinkInfo[];
+  const list = await bpftoolShow("link") as unknown as BpfLinkInfo[];
   return list.map(({ id, type, prog_id }) => ({ id, type, prog_id }));
 }
 
