@@ -113,6 +113,7 @@ export function program(setExit: (code: number) => void): Command {
       "every network namespace sharing the tables, each socket with its netns",
       false,
     )
+    .option("--unix", "the Unix-domain sockets instead, as /proc/net/unix lists them", false)
     .option("--json", "print JSON", false)
     .action(async (o) => setExit(await sockets(o)));
 

@@ -35,6 +35,7 @@
  * @module
  */
 
+import { CodedError } from "../wire/coded_error.ts";
 import { bindAgentKey, NONCE_BYTES, REPORT_DATA_DOMAIN } from "../wire/secure/report_data.ts";
 
 export { NONCE_BYTES, REPORT_DATA_DOMAIN };
@@ -125,9 +126,8 @@ export type AttestationErrorCode =
   | "bad_input";
 
 /** Error raised when an attestation report cannot be produced. */
-export class AttestationError extends Error {
-  /** Machine-readable reason; see {@linkcode AttestationErrorCode}. */
-  readonly code: AttestationErrorCode;
+export class AttestationError extends CodedError<AttestationErrorCode> {
+  override readonly name = "AttestationError";
   /** errno of the failed libc call (0 when none). */
   readonly errno: number;
   /** Firmware status (`fw_error` of the ioctl, or MSG_REPORT_RSP status), 0 when none. */
@@ -141,9 +141,7 @@ export class AttestationError extends Error {
     message: string,
     details: { errno?: number; firmwareError?: number; vmmError?: number } = {},
   ) {
-    super(message);
-    this.name = "AttestationError";
-    this.code = code;
+    super(code, message);
     this.errno = details.errno ?? 0;
     this.firmwareError = details.firmwareError ?? 0;
     this.vmmError = details.vmmError ?? 0;

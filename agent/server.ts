@@ -21,6 +21,7 @@ import {
   type Request,
   resultMessage,
 } from "../wire/mod.ts";
+import { CodedError } from "../wire/coded_error.ts";
 import { equalBytes } from "../wire/bytes.ts";
 import type { AttestBody, HelloBody, LoadBody } from "../wire/ops.ts";
 import { type Identity, type PublicIdentity, publicIdentity } from "../wire/secure/keys.ts";
@@ -108,10 +109,8 @@ async function withDeadline<T>(promise: Promise<T>, ms: number): Promise<T | und
 }
 
 /** An error answered to the IDS with a code it can act on. */
-class RequestError extends Error {
-  constructor(readonly code: string, message: string) {
-    super(message);
-  }
+class RequestError extends CodedError {
+  override readonly name = "RequestError";
 }
 
 /** The state of one connection. */

@@ -20,8 +20,8 @@ import { decodePayload, encodeFrame, FrameReader } from "../wire/frame.ts";
 import { Btf } from "../ids/profile/btf.ts";
 import { Kallsyms } from "../ids/profile/kallsyms.ts";
 import { median, quantile } from "../ids/cli/stats.ts";
-import { chunkStream, split } from "../tests/wire/_streams.ts";
-import { vmlinuxBtfBytes } from "../tests/ids/profile/_fixtures.ts";
+import { chunkStream, split } from "../tests/_helpers/streams.ts";
+import { vmlinuxBtfBytes } from "../tests/_helpers/profile_fixtures.ts";
 
 const roundsAt = Deno.args.indexOf("--rounds");
 const ROUNDS = roundsAt === -1 ? 7 : Number(Deno.args[roundsAt + 1]);

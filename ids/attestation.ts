@@ -40,6 +40,7 @@
  * @module
  */
 
+import { CodedError } from "../wire/coded_error.ts";
 import { equalBytes } from "../wire/bytes.ts";
 import { subjectPublicKeyInfo } from "./vcek_chain.ts";
 import { bindAgentKey, NONCE_BYTES, REPORT_DATA_DOMAIN } from "../wire/secure/report_data.ts";
@@ -86,16 +87,8 @@ export type ReportErrorCode =
   | "policy";
 
 /** Error raised when a report is malformed or fails a check. */
-export class ReportError extends Error {
-  /** Machine-readable reason; see {@linkcode ReportErrorCode}. */
-  readonly code: ReportErrorCode;
-
-  /** Creates a report error with a reason code and a sentence-case message. */
-  constructor(code: ReportErrorCode, message: string, options?: ErrorOptions) {
-    super(message, options);
-    this.name = "ReportError";
-    this.code = code;
-  }
+export class ReportError extends CodedError<ReportErrorCode> {
+  override readonly name = "ReportError";
 }
 
 /**

@@ -15,55 +15,31 @@ import { DEFAULT_GUEST_LIMITS, type GuestLimits } from "./limits.ts";
 import { AgentPageSource } from "./memory/agent_pages.ts";
 import { ALL, bulkWalk } from "./memory/bulk.ts";
 import { planWalk } from "./memory/fields.ts";
-import { KernelMemory, MemoryFault } from "./memory/memory.ts";
-import { ListWalkError } from "./os/list.ts";
+import { hashWalk, hashWalkSpec } from "./memory/hash.ts";
+import { KernelMemory } from "./memory/memory.ts";
 import { PageCache } from "./memory/page_cache.ts";
 import type { CapturePlan } from "./memory/plan.ts";
 import { RangeCache } from "./memory/range_cache.ts";
-import { ProgramSet, WalkFault } from "./memory/programs.ts";
+import { ProgramSet } from "./memory/programs.ts";
 import type { ProgramName, VariantName } from "../bpf/objects.ts";
 import { Btf } from "./profile/btf.ts";
 import { Kallsyms } from "./profile/kallsyms.ts";
 import { KernelProfile } from "./profile/profile.ts";
-import { listModules, type ModuleInfo } from "./os/modules.ts";
-import { listTasks, type ProcessInfo } from "./os/tasks.ts";
-import { moduleCapturePlan, socketCapturePlan, taskCapturePlan } from "./os/plans.ts";
-import type { GuardedPlan } from "./memory/plan_recorder.ts";
-import { hashWalk } from "./memory/hash.ts";
 import {
-  findInit,
-  findSocketTables,
-  listSockets,
-  type NamespacedSocketInfo,
-  netNamespaceInums,
-  type SocketEntry,
-  type SocketInfo,
-  socketInfo,
-  type SocketTables,
-  socketWalkSpec,
-} from "./os/sockets.ts";
+  type AcquisitionCost,
+  type FetchMode,
+  isTornSnapshot,
+  type View,
+  type ViewContext,
+} from "./os/view.ts";
 
-/**
- * How the memory cache is filled: `page`, one round trip per page (the
- * SEVmonitor baseline); `bulk`, the pages of every object in one request (the
- * paper); `fields`, only the members the views read, in one request.
- */
-export type FetchMode = "page" | "bulk" | "fields";
-
-/** The fetch modes, in the order the benchmark runs them. */
-export const FETCH_MODES: readonly FetchMode[] = ["page", "bulk", "fields"];
-
-/** What one acquisition cost. */
-export interface AcquisitionCost {
-  /** Requests to the agent (round trips). */
-  roundTrips: number;
-  /** Bytes on the wire, both directions. */
-  bytes: number;
-  /** Pages the views read that the mode had not prefetched. */
-  misses: number;
-  /** Snapshots taken: 1, or more when a walk met a list that changed under it. */
-  attempts: number;
-}
+export {
+  type AcquisitionCost,
+  FETCH_MODES,
+  type FetchMode,
+  isTornSnapshot,
+  parseFetchMode,
+} from "./os/view.ts";
 
 /** A result and what it cost. */
 export interface Acquired<T> {
@@ -77,29 +53,6 @@ export interface Acquired<T> {
 
 /** Snapshots taken before a list that keeps changing under the walk is reported as broken. */
 export const SNAPSHOT_ATTEMPTS = 3;
-
-/**
- * Whether `error` is what a walk over memory that changed under it meets: a
- * list that loops or breaks, a pointer to memory that cannot be read. Taking
- * the snapshot again is the answer; a structure that stays broken is reported.
- */
-export function isTornSnapshot(error: unknown): boolean {
-  return error instanceof ListWalkError || error instanceof WalkFault ||
-    error instanceof MemoryFault;
-}
-
-/** Parses a fetch mode name. */
-export function parseFetchMode(text: string): FetchMode {
-  if ((FETCH_MODES as readonly string[]).includes(text)) return text as FetchMode;
-  throw new Error(`Unknown fetch mode ${text}: use ${FETCH_MODES.join(", ")}`);
-}
-
-/** The views' capture plans for one kernel (for `fields` mode). */
-interface GuestPlans {
-  tasks: CapturePlan;
-  modules: CapturePlan | undefined;
-  sockets: GuardedPlan | undefined;
-}
 
 /** How {@linkcode Guest.open} reaches the agent and bounds what it answers. */
 export interface OpenOptions {
@@ -122,22 +75,29 @@ export class Guest {
   /** The bounds on what this guest's agent may make the IDS do. */
   readonly limits: GuestLimits;
   readonly #programs: ProgramSet;
-  /** The views' capture plans for this kernel (for `fields` mode). */
-  readonly #plans: GuestPlans;
-  /** The initial network namespace's socket tables, found on first use. */
-  #socketTables: SocketTables | undefined;
+  /** Per-guest memos of the views (e.g. where the socket tables are). */
+  readonly #memos = new Map<string, unknown>();
+  /** What the views may ask of this guest. */
+  readonly context: ViewContext;
 
-  private constructor(
-    client: AgentClient,
-    profile: KernelProfile,
-    plans: GuestPlans,
-    limits: GuestLimits,
-  ) {
+  private constructor(client: AgentClient, profile: KernelProfile, limits: GuestLimits) {
     this.client = client;
     this.profile = profile;
     this.limits = limits;
     this.#programs = new ProgramSet(client, profile.bpf);
-    this.#plans = plans;
+    const programs = this.#programs;
+    const memos = this.#memos;
+    this.context = {
+      profile,
+      limits,
+      agentTask: async (mem) => (await bulkWalk(programs, mem.cache, "tasks", 0n, 0)).start,
+      async remember<V>(key: string, make: () => Promise<V>): Promise<V> {
+        if (memos.has(key)) return memos.get(key) as V;
+        const value = await make();
+        memos.set(key, value);
+        return value;
+      },
+    };
   }
 
   /**
@@ -176,11 +136,7 @@ export class Guest {
         kallsyms: Kallsyms.parse(kallsyms),
         pageSize: info.page_size,
       });
-      const guest = new Guest(client, profile, {
-        tasks: await taskCapturePlan(profile),
-        modules: await moduleCapturePlan(profile),
-        sockets: await socketCapturePlan(profile),
-      }, limits);
+      const guest = new Guest(client, profile, limits);
       progress("loading the eBPF programs");
       await guest.#programs.preload([
         "read_page",
@@ -235,114 +191,59 @@ export class Guest {
    * Takes a snapshot with `body` and measures it ({@linkcode measureSnapshot});
    * each attempt starts the budget's byte and record counts afresh.
    */
-  #measure<T>(body: (mem: KernelMemory) => Promise<T[]>): Promise<Acquired<T>> {
-    return measureSnapshot(() => this.client.stats, () => {
-      this.client.budget.startAcquisition();
-      return this.memory();
-    }, body);
+  #measure<T>(body: (mem: KernelMemory) => Promise<T[]>, attempts: number): Promise<Acquired<T>> {
+    return measureSnapshot(
+      () => this.client.stats,
+      () => {
+        this.client.budget.startAcquisition();
+        return this.memory();
+      },
+      body,
+      attempts,
+    );
   }
 
   /**
-   * Lists processes (at most `limit`) in `mode`. Without `init_task` in
-   * kallsyms the walk starts at the agent's own task, which the agent's walker
-   * reports.
+   * Acquires `view` in `mode`: a snapshot over empty caches, prefetched in
+   * one request of the walker that fits the view's source (`bulk`: the list's
+   * page walker or the hash walker's pages; `fields`: only the ranges of the
+   * view's capture plan), then read by the view. A snapshot torn by a list
+   * that changed under the walk is taken again ({@linkcode measureSnapshot}:
+   * the one retry policy); the cost counts every attempt. A caller that
+   * retries torn reads itself (a detector's retake) asks for one attempt, so
+   * that retries never nest.
    */
-  processes(mode: FetchMode, limit?: number): Promise<Acquired<ProcessInfo>> {
-    return this.#measure(async (mem) => {
-      let start = this.profile.initTask;
-      // The list's anchor (init_task, pid 0) is walked but not listed: one more. The walker
-      // is asked for one task past the ceiling, so that a longer list is seen as such.
-      const maxTasks = this.limits.maxTasks;
-      const walkLimit = Math.min(limit === undefined ? ALL : limit + 1, maxTasks + 1);
-      if (mode === "bulk") {
-        const walk = await bulkWalk(this.#programs, mem.cache, "tasks", start ?? 0n, walkLimit);
-        start ??= walk.start;
-      } else if (mode === "fields") {
-        const walk = await planWalk(this.#programs, mem.ranges!, this.#plans.tasks, {
-          addr: start ?? 0n,
-          isHead: false,
-          limit: walkLimit,
-        });
-        start ??= walk.start;
-      } else if (start === undefined) {
-        start = (await bulkWalk(this.#programs, mem.cache, "tasks", 0n, 0)).start;
-      }
-      return await listTasks(mem, this.profile, { start, limit, maxTasks });
-    });
-  }
-
-  /** Lists modules in `mode`; empty on a kernel without modules (see `profile.modulesNote`). */
-  modules(mode: FetchMode): Promise<Acquired<ModuleInfo>> {
-    return this.#measure(async (mem) => {
-      const layout = this.profile.modules;
-      if (mode === "bulk" && layout !== undefined) {
-        await bulkWalk(this.#programs, mem.cache, "modules", layout.listHead);
-      } else if (mode === "fields" && layout !== undefined) {
-        await planWalk(this.#programs, mem.ranges!, this.#plans.modules!, {
-          addr: layout.listHead,
-          isHead: true,
-          limit: ALL,
-        });
-      }
-      return await listModules(mem, this.profile);
-    });
-  }
-
-  /**
-   * Lists the TCP and UDP sockets (IPv4 and IPv6) of the guest's initial
-   * network namespace in `mode`, as its /proc/net/{tcp,tcp6,udp,udp6} shows
-   * them. Empty when the kernel's socket tables are unknown (see
-   * `profile.socketsNote`). The tables are found once per guest, from pid 1's
-   * network namespace (that acquisition's cost includes it); every
-   * acquisition reads the tables and sockets afresh.
-   */
-  sockets(mode: FetchMode): Promise<Acquired<SocketInfo>> {
-    return this.#measure(async (mem) => (await this.#sockets(mem, mode, false)).map(socketInfo));
-  }
-
-  /**
-   * Like {@linkcode Guest.sockets}, but the sockets of every network namespace
-   * that shares the initial namespace's tables, each with its namespace's
-   * inode number (`netns`, as in `net:[4026531833]`). The walk fetches the
-   * sockets only: in `bulk` and `fields` mode each namespace costs a page
-   * read.
-   */
-  socketsOfAllNamespaces(mode: FetchMode): Promise<Acquired<NamespacedSocketInfo>> {
-    return this.#measure(async (mem) => {
-      const entries = await this.#sockets(mem, mode, true);
-      const inums = await netNamespaceInums(mem, this.profile, entries.map((e) => e.net));
-      const items = entries.map((e) => ({ ...socketInfo(e), netns: inums.get(e.net) ?? 0 }));
-      return items;
-    });
-  }
-
-  async #sockets(
-    mem: KernelMemory,
+  acquire<T>(
+    view: View<T>,
     mode: FetchMode,
-    allNamespaces: boolean,
-  ): Promise<SocketEntry[]> {
-    if (this.profile.sockets === undefined) return [];
-    const tables = this.#socketTables ??= await this.#findSocketTables(mem);
-    const plan = this.#plans.sockets;
-    if (mode !== "page" && plan !== undefined) {
-      await hashWalk(this.#programs, mem, socketWalkSpec(tables, plan, mode));
-    }
-    return await listSockets(mem, this.profile, tables, { allNamespaces });
-  }
-
-  /**
-   * The initial network namespace's socket tables (found on first use, from
-   * pid 1's `nsproxy->net_ns`); undefined when the kernel's are unknown.
-   */
-  async socketTables(): Promise<SocketTables | undefined> {
-    if (this.profile.sockets === undefined) return undefined;
-    return this.#socketTables ??= await this.#findSocketTables(this.memory());
-  }
-
-  async #findSocketTables(mem: KernelMemory): Promise<SocketTables> {
-    const agent = (await bulkWalk(this.#programs, mem.cache, "tasks", 0n, 0)).start;
-    const init = await findInit(mem, this.profile, agent);
-    return await findSocketTables(mem, this.profile, init, this.limits.maxHashBuckets);
+    attempts: number = SNAPSHOT_ATTEMPTS,
+  ): Promise<Acquired<T>> {
+    return this.#measure(async (mem) => {
+      const ctx = this.context;
+      const source = await view.source(ctx, mem);
+      let start = source?.kind === "list" ? source.addr : undefined;
+      if (source?.kind === "list" && mode === "bulk") {
+        const walk = await bulkWalk(
+          this.#programs,
+          mem.cache,
+          source.bulk,
+          source.addr ?? 0n,
+          source.limit,
+        );
+        start ??= walk.start;
+      } else if (source?.kind === "list" && mode === "fields") {
+        const walk = await planWalk(this.#programs, mem.ranges!, source.plan, {
+          addr: source.addr ?? 0n,
+          isHead: source.isHead,
+          limit: source.limit,
+        });
+        start ??= walk.start;
+      } else if (source?.kind === "hash" && mode !== "page") {
+        await hashWalk(this.#programs, mem, hashWalkSpec(source.tables, source.plan, mode));
+      }
+      if (source?.kind === "list" && start === undefined) start = await ctx.agentTask(mem);
+      return await view.read(ctx, mem, start);
+    }, attempts);
   }
 
   /**
@@ -367,14 +268,15 @@ export class Guest {
  * walk that spans several fires (or, in page mode, many requests) can meet a
  * task that ended meanwhile, and the snapshot then loops or points nowhere.
  * That is detected, never trusted: the snapshot is taken again from scratch
- * (a fresh memory), up to SNAPSHOT_ATTEMPTS times, and only a list that stays
- * broken is reported. The cost counts every attempt in every counter: round
+ * (a fresh memory), up to `attempts` (SNAPSHOT_ATTEMPTS) times, and only a
+ * list that stays broken is reported. The cost counts every attempt in every counter: round
  * trips, bytes and misses alike, and the attempts themselves.
  */
 export async function measureSnapshot<T>(
   stats: () => TrafficStats,
   memory: () => KernelMemory,
   body: (mem: KernelMemory) => Promise<T[]>,
+  attempts = SNAPSHOT_ATTEMPTS,
 ): Promise<Acquired<T>> {
   const before = stats();
   let misses = 0;
@@ -385,7 +287,7 @@ export async function measureSnapshot<T>(
       return { items, cost: costSince(before, stats(), misses + mem.misses, attempt), memory: mem };
     } catch (error) {
       misses += mem.misses;
-      if (!isTornSnapshot(error) || attempt >= SNAPSHOT_ATTEMPTS) throw error;
+      if (!isTornSnapshot(error) || attempt >= attempts) throw error;
     }
   }
 }

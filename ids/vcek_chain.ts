@@ -17,16 +17,15 @@
  */
 import { Buffer } from "node:buffer";
 import { constants, createPublicKey, verify, X509Certificate } from "node:crypto";
+import { CodedError } from "../wire/coded_error.ts";
 import { equalBytes } from "../wire/bytes.ts";
 
 /** A certificate chain that does not hold. */
-export class ChainError extends Error {
-  /** Machine-readable reason. */
-  readonly code = "chain";
+export class ChainError extends CodedError<"chain"> {
+  override readonly name = "ChainError";
   /** @param message what does not hold, in one sentence */
   constructor(message: string, options?: ErrorOptions) {
-    super(message, options);
-    this.name = "ChainError";
+    super("chain", message, options);
   }
 }
 

@@ -4,6 +4,7 @@
  * @module
  */
 
+import { CodedError } from "./coded_error.ts";
 import type { ByteReader } from "./byte_source.ts";
 import { encodeFrame, FrameError, type FrameOptions, FrameReader } from "./frame.ts";
 import { type Message, parseMessage } from "./protocol.ts";
@@ -23,16 +24,8 @@ export type ByteStream = Pick<Deno.Conn, "readable" | "write" | "close"> & Parti
 export type ConnectionErrorCode = "closed" | "io";
 
 /** Error raised by {@linkcode FramedConnection} for socket failures and use after close. */
-export class ConnectionError extends Error {
-  /** Machine-readable reason; see {@linkcode ConnectionErrorCode}. */
-  readonly code: ConnectionErrorCode;
-
-  /** Creates a connection error with a reason code and a sentence-case message. */
-  constructor(code: ConnectionErrorCode, message: string, options?: ErrorOptions) {
-    super(message, options);
-    this.name = "ConnectionError";
-    this.code = code;
-  }
+export class ConnectionError extends CodedError<ConnectionErrorCode> {
+  override readonly name = "ConnectionError";
 }
 
 function describe(error: unknown): string {

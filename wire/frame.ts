@@ -8,6 +8,7 @@
  * @module
  */
 
+import { CodedError } from "./coded_error.ts";
 import { checkMsgpackShape } from "./msgpack_guard.ts";
 import { Decoder, Encoder } from "@msgpack/msgpack";
 import { type ByteSourceInput, type ChunkSource, chunkSource } from "./byte_source.ts";
@@ -43,16 +44,8 @@ export type FrameErrorCode = "oversized" | "truncated" | "malformed" | "unencoda
  * }
  * ```
  */
-export class FrameError extends Error {
-  /** Machine-readable reason; see {@linkcode FrameErrorCode}. */
-  readonly code: FrameErrorCode;
-
-  /** Creates a frame error with a reason code and a sentence-case message. */
-  constructor(code: FrameErrorCode, message: string, options?: ErrorOptions) {
-    super(message, options);
-    this.name = "FrameError";
-    this.code = code;
-  }
+export class FrameError extends CodedError<FrameErrorCode> {
+  override readonly name = "FrameError";
 }
 
 /** Options shared by {@linkcode encodeFrame} and {@linkcode FrameReader}. */

@@ -7,6 +7,7 @@
  *
  * @module
  */
+import { CodedError } from "./coded_error.ts";
 
 /** Version of this protocol, exchanged by the `hello` op. */
 export const PROTOCOL_VERSION = 1;
@@ -101,16 +102,8 @@ export type ProtocolErrorCode = "malformed" | "bad_args";
  * Error raised when a received value is not a valid message or a request has bad arguments.
  * The `code` is suitable as the `code` of an {@linkcode ErrorMessage} reply.
  */
-export class ProtocolError extends Error {
-  /** Machine-readable reason; see {@linkcode ProtocolErrorCode}. */
-  readonly code: ProtocolErrorCode;
-
-  /** Creates a protocol error with a reason code and a sentence-case message. */
-  constructor(code: ProtocolErrorCode, message: string, options?: ErrorOptions) {
-    super(message, options);
-    this.name = "ProtocolError";
-    this.code = code;
-  }
+export class ProtocolError extends CodedError<ProtocolErrorCode> {
+  override readonly name = "ProtocolError";
 }
 
 const FIELDS: Record<MessageType, readonly string[]> = {

@@ -7,6 +7,7 @@
  *
  * @module
  */
+import { CodedError } from "./coded_error.ts";
 
 /** A TCP endpoint; same shape as a TCP `Deno.NetAddr`. */
 export interface TcpEndpoint {
@@ -46,16 +47,8 @@ export const VMADDR_CID_HOST = 2;
 export type TransportErrorCode = "bad_endpoint" | "connect_failed" | "listen_failed";
 
 /** Error raised by the functions of this module; `cause` holds the Deno error, if any. */
-export class TransportError extends Error {
-  /** Machine-readable reason; see {@linkcode TransportErrorCode}. */
-  readonly code: TransportErrorCode;
-
-  /** Creates a transport error with a reason code and a sentence-case message. */
-  constructor(code: TransportErrorCode, message: string, options?: ErrorOptions) {
-    super(message, options);
-    this.name = "TransportError";
-    this.code = code;
-  }
+export class TransportError extends CodedError<TransportErrorCode> {
+  override readonly name = "TransportError";
 }
 
 const USAGE = "use tcp://host:port or vsock://cid:port";

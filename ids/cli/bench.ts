@@ -15,7 +15,7 @@ import {
   type Guest,
 } from "../guest.ts";
 import type { CheckReport } from "../detect/alert.ts";
-import { runChecks } from "../detect/check.ts";
+import { runChecks } from "../check/check.ts";
 import { DEFAULT_POLICY } from "../detect/policy.ts";
 import { table } from "./format.ts";
 import { pingTimes } from "./ping.ts";
@@ -23,6 +23,9 @@ import { plotSvg } from "./plot.ts";
 import { median, quantile } from "./stats.ts";
 import { type ConnectOptions, withGuest } from "./session.ts";
 import { startSleepers, type Workload } from "./workload.ts";
+import { moduleView } from "../os/module_view.ts";
+import { processView } from "../os/process_view.ts";
+import { socketView } from "../os/socket_view.ts";
 
 /** Options of `ids bench`. */
 export interface BenchOptions extends ConnectOptions {
@@ -165,7 +168,7 @@ export async function benchGuest(
     progress,
     FETCH_MODES,
     options.repeat,
-    (mode) => guest.processes(mode, options.procs),
+    (mode) => guest.acquire(processView(options.procs), mode),
     async () => {
       for (let i = 0; i < 10; i++) {
         const t0 = performance.now();
@@ -180,14 +183,14 @@ export async function benchGuest(
     progress,
     FETCH_MODES,
     options.repeat,
-    (mode) => guest.modules(mode),
+    (mode) => guest.acquire(moduleView, mode),
   );
   const sockets = await measure(
     "all sockets",
     progress,
     FETCH_MODES,
     options.repeat,
-    (mode) => guest.sockets(mode),
+    (mode) => guest.acquire(socketView, mode),
   );
   const check = await measureCheck(guest, options.repeat, progress);
   const scales: TargetFigures[] = [];
@@ -202,7 +205,7 @@ export async function benchGuest(
         progress,
         modes,
         repeat,
-        (mode) => guest.processes(mode, procs),
+        (mode) => guest.acquire(processView(procs), mode),
       ),
     );
   }

@@ -7,10 +7,10 @@
 import { printable, terminalSafeJson } from "../printable.ts";
 import type { CheckReport } from "../detect/alert.ts";
 import { type Baseline, loadBaseline, saveBaseline, takeBaseline } from "../detect/baseline.ts";
-import { runChecks, takeSnapshot } from "../detect/check.ts";
+import { runChecks, takeSnapshot } from "../check/check.ts";
 import { DEFAULT_POLICY, loadPolicy, type Policy } from "../detect/policy.ts";
 import { HostileAnswer } from "../client/budget.ts";
-import { hostileAgentReport } from "../detect/hostile_agent.ts";
+import { hostileAgentReport } from "../check/hostile_agent.ts";
 import type { FetchMode } from "../guest.ts";
 import { type ConnectOptions, withGuest } from "./session.ts";
 

@@ -6,12 +6,14 @@
  *
  * @module
  */
-import { runChecks } from "../detect/check.ts";
+import { runChecks } from "../check/check.ts";
 import { DEFAULT_POLICY } from "../detect/policy.ts";
 import { reportText } from "./check.ts";
 import { moduleTable, processTable } from "./format.ts";
 import { withGuest } from "./session.ts";
 import type { ProcessInfo } from "../os/tasks.ts";
+import { moduleView } from "../os/module_view.ts";
+import { processView } from "../os/process_view.ts";
 
 function procPids(): Set<number> {
   const pids = new Set<number>();
@@ -28,8 +30,8 @@ export function demo(): Promise<number> {
   return withGuest({}, async (guest, local) => {
     console.log(`agent pid ${local?.pid} at ${guest.client.url}, kernel ${guest.profile.release}`);
     const before = procPids();
-    const bulk = await guest.processes("bulk");
-    const page = await guest.processes("page");
+    const bulk = await guest.acquire(processView(), "bulk");
+    const page = await guest.acquire(processView(), "page");
     const after = procPids();
 
     console.log(
@@ -37,7 +39,7 @@ export function demo(): Promise<number> {
     );
     console.log(processTable(bulk.items));
 
-    const modules = await guest.modules("bulk");
+    const modules = await guest.acquire(moduleView, "bulk");
     console.log(`\nModules (${modules.items.length})`);
     if (guest.profile.modulesNote) console.log(`note: ${guest.profile.modulesNote}`);
     else console.log(moduleTable(modules.items));

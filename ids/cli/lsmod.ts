@@ -7,6 +7,7 @@ import { terminalSafeJson } from "../printable.ts";
 import type { FetchMode } from "../guest.ts";
 import { moduleJson, moduleTable } from "./format.ts";
 import { type ConnectOptions, withGuest } from "./session.ts";
+import { moduleView } from "../os/module_view.ts";
 
 /** Options of `ids lsmod`. */
 export interface LsmodOptions extends ConnectOptions {
@@ -20,7 +21,7 @@ export interface LsmodOptions extends ConnectOptions {
 export function lsmod(options: LsmodOptions): Promise<number> {
   return withGuest(options, async (guest, _local, progress) => {
     progress.step(`walking the module list (${options.fetch} mode)`);
-    const { items } = await guest.modules(options.fetch);
+    const { items } = await guest.acquire(moduleView, options.fetch);
     progress.done();
     const note = guest.profile.modulesNote;
     if (note !== undefined) console.error(`note: ${note}`);

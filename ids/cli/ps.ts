@@ -9,6 +9,7 @@ import type { FetchMode } from "../guest.ts";
 import type { ProcessInfo } from "../os/tasks.ts";
 import { processJson, processTable } from "./format.ts";
 import { type ConnectOptions, withGuest } from "./session.ts";
+import { processView } from "../os/process_view.ts";
 
 /** Options of `ids ps`. */
 export interface PsOptions extends ConnectOptions {
@@ -35,7 +36,7 @@ export function lowestPids(items: readonly ProcessInfo[], limit?: number): Proce
 export function ps(options: PsOptions): Promise<number> {
   return withGuest(options, async (guest, _local, progress) => {
     progress.step(`walking the task list (${options.fetch} mode)`);
-    const { items } = await guest.processes(options.fetch);
+    const { items } = await guest.acquire(processView(), options.fetch);
     progress.done();
     const listed = lowestPids(items, options.limit);
     console.log(

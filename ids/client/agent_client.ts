@@ -12,6 +12,7 @@ import {
   requestMessage,
 } from "../../wire/mod.ts";
 import type { AttestBody, HelloBody, KernelInfo, LoadBody, RunSummary } from "../../wire/ops.ts";
+import { CodedError } from "../../wire/coded_error.ts";
 import { concatBytes } from "../../wire/bytes.ts";
 import { signObject } from "../../wire/secure/sign.ts";
 import { type ClientSecurity, openChannel } from "./channel.ts";
@@ -22,14 +23,11 @@ import { printable } from "../printable.ts";
 export type { HelloBody, KernelInfo, RunSummary };
 
 /** The agent answered a request with an error frame. */
-export class AgentError extends Error {
-  /** The agent's error code (e.g. "bad_handle", "failed"). */
-  readonly code: string;
-  /** @param op the operation @param code the agent's code @param message the agent's message */
+export class AgentError extends CodedError {
+  override readonly name = "AgentError";
+  /** @param op the operation @param code the agent's code (e.g. "bad_handle", "failed") @param message the agent's message */
   constructor(op: string, code: string, message: string) {
-    super(`Agent could not ${op}: ${printable(message)}`);
-    this.name = "AgentError";
-    this.code = code;
+    super(code, `Agent could not ${op}: ${printable(message)}`);
   }
 }
 

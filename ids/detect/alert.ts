@@ -6,7 +6,7 @@
  * @module
  */
 import { formatAddress } from "../memory/address.ts";
-import type { AcquisitionCost } from "../guest.ts";
+import type { AcquisitionCost } from "../os/view.ts";
 
 /** How bad an alert is, most severe first. */
 export const SEVERITIES = ["critical", "high", "medium", "low"] as const;

@@ -12,7 +12,7 @@
  * @module
  */
 import { findPid, initPidNamespace, listPids } from "../os/pids.ts";
-import { isTornSnapshot } from "../guest.ts";
+import { isTornSnapshot } from "../os/view.ts";
 import { isKernelAddress } from "../os/list.ts";
 import { readTask } from "../os/tasks.ts";
 import { type Alert, hex } from "./alert.ts";

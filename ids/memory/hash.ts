@@ -20,6 +20,7 @@ import {
   PLAN_LIMITS,
   storeFields,
 } from "./plan.ts";
+import type { GuardedPlan } from "./plan_recorder.ts";
 
 /** One hash table of chains. */
 export interface HashTable {
@@ -218,4 +219,31 @@ function storeHeads(
     new DataView(bytes.buffer).setBigUint64(0, heads.get(addr) ?? empty, true);
     ranges.put(addr, bytes);
   }
+}
+
+/**
+ * What the hash walker fetches of `tables` for a view whose reader's capture
+ * plan is `plan`: in `bulk` mode the pages that cover each object's planned
+ * ranges and those of what it points to, in `fields` mode the ranges
+ * themselves; each pointer followed only for the guard values whose reader
+ * reads through it.
+ */
+export function hashWalkSpec(
+  tables: HashTable[],
+  plan: GuardedPlan,
+  mode: "bulk" | "fields",
+): HashWalkSpec {
+  const end = (ranges: FieldRange[]) => Math.max(...ranges.map((r) => r.offset + r.len));
+  return {
+    tables,
+    span: end(plan.ranges),
+    ...(mode === "fields" ? { ranges: plan.ranges } : {}),
+    follows: plan.follows.map((f) => ({
+      pointer: f.pointer,
+      guard: plan.guard,
+      mask: f.mask,
+      span: end(f.ranges),
+      ...(mode === "fields" ? { ranges: f.ranges } : {}),
+    })),
+  };
 }

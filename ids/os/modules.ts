@@ -4,10 +4,9 @@
  *
  * @module
  */
-import { formatAddress } from "../memory/address.ts";
 import type { MemoryReader } from "../memory/memory.ts";
 import type { KernelProfile } from "../profile/profile.ts";
-import { isKernelAddress, ListWalkError } from "./list.ts";
+import { listFromHead, ListWalkError } from "./list.ts";
 
 /** One loaded module. */
 export interface ModuleInfo {
@@ -66,30 +65,14 @@ export async function listModules(
 ): Promise<ModuleInfo[]> {
   const layout = profile.modules;
   if (layout === undefined) return [];
-  const nextOffset = BigInt(profile.listHead.next.offset);
-  const listOffset = BigInt(layout.list.offset);
-  const head = layout.listHead;
   const modules: ModuleInfo[] = [];
-  const seen = new Set<bigint>();
-  let node = await mem.u64(head + nextOffset);
-  while (node !== head) {
-    const mod = node - listOffset;
-    if (!isKernelAddress(node)) {
-      throw new ListWalkError(
-        "module list",
-        mod,
-        `next points outside kernel memory (${formatAddress(node)})`,
-      );
-    }
-    if (seen.has(mod)) {
-      throw new ListWalkError("module list", mod, "loops back without reaching its head");
-    }
-    if (seen.size >= MAX_MODULES) {
-      throw new ListWalkError("module list", mod, "holds too many modules");
-    }
-    seen.add(mod);
-    modules.push(await readModule(mem, profile, mod));
-    node = await mem.u64(mod + listOffset + nextOffset);
-  }
+  const walk = listFromHead(mem, layout.listHead, {
+    name: "module list",
+    next: layout.list.offset + profile.listHead.next.offset,
+    link: layout.list.offset,
+    max: MAX_MODULES,
+    tooMany: (mod) => new ListWalkError("module list", mod, "holds too many modules"),
+  });
+  for await (const mod of walk) modules.push(await readModule(mem, profile, mod));
   return modules;
 }

@@ -13,28 +13,32 @@ import {
   recordPlan,
 } from "../memory/plan_recorder.ts";
 import type { KernelProfile } from "../profile/profile.ts";
+import { memoized } from "./view.ts";
 import { readModule } from "./modules.ts";
 import { moduleKsetLinks, readModuleKobject } from "./module_kset.ts";
 import { readTask } from "./tasks.ts";
 import { readSocket, SOCKET_FAMILIES, SOCKET_STATE_RANGE, TCP_ONLY_STATES } from "./sockets.ts";
 
 /** What `listTasks` reads of each task_struct, its real_cred and its real_parent. */
-export function taskCapturePlan(profile: KernelProfile): Promise<CapturePlan> {
-  return recordPlan(
+export const taskCapturePlan: (profile: KernelProfile) => Promise<CapturePlan> = memoized((
+  profile,
+) =>
+  recordPlan(
     (mem, task) => readTask(mem, profile, task),
     profile.tasks.tasks.offset + profile.listHead.next.offset,
-  );
-}
+  )
+);
 
 /** What `listModules` reads of each struct module; undefined without module support. */
-export async function moduleCapturePlan(profile: KernelProfile): Promise<CapturePlan | undefined> {
-  const layout = profile.modules;
-  if (layout === undefined) return undefined;
-  return await recordPlan(
-    (mem, mod) => readModule(mem, profile, mod),
-    layout.list.offset + profile.listHead.next.offset,
-  );
-}
+export const moduleCapturePlan: (profile: KernelProfile) => Promise<CapturePlan | undefined> =
+  memoized(async (profile) => {
+    const layout = profile.modules;
+    if (layout === undefined) return undefined;
+    return await recordPlan(
+      (mem, mod) => readModule(mem, profile, mod),
+      layout.list.offset + profile.listHead.next.offset,
+    );
+  });
 
 /** What `listModuleKobjects` reads of each kobject of the module kset (and its name). */
 export function moduleKobjectPlan(profile: KernelProfile): Promise<CapturePlan> {
@@ -50,7 +54,10 @@ export function moduleKobjectPlan(profile: KernelProfile): Promise<CapturePlan> 
  * sockets read other members and follow other pointers than full sockets; UDP
  * sockets are never in those states); undefined without the socket tables.
  */
-export async function socketCapturePlan(profile: KernelProfile): Promise<GuardedPlan | undefined> {
+export const socketCapturePlan: (profile: KernelProfile) => Promise<GuardedPlan | undefined> =
+  memoized(recordSocketPlan);
+
+async function recordSocketPlan(profile: KernelProfile): Promise<GuardedPlan | undefined> {
   const layout = profile.sockets;
   if (layout === undefined) return undefined;
   const cases: PlanCase[] = [];

@@ -10,12 +10,10 @@
  * @module
  */
 import { formatAddress } from "../memory/address.ts";
-import { MemoryFault, type MemoryReader } from "../memory/memory.ts";
-import type { HashTable, HashWalkSpec } from "../memory/hash.ts";
-import type { GuardedPlan } from "../memory/plan_recorder.ts";
-import type { FieldRange } from "../memory/plan.ts";
+import type { MemoryReader } from "../memory/memory.ts";
+import type { HashTable } from "../memory/hash.ts";
 import type { KernelProfile, SocketBucketLayout, SocketLayout } from "../profile/profile.ts";
-import { isKernelAddress, ListWalkError } from "./list.ts";
+import { isKernelAddress, ListWalkError, readChain } from "./list.ts";
 import { HostileAnswer } from "../client/budget.ts";
 
 /** One socket, as /proc/net/{tcp,tcp6,udp,udp6} shows it. */
@@ -248,31 +246,9 @@ export async function findSocketTables(
   return { net, tcpListen, tcpEstablished, udp };
 }
 
-/**
- * What a hash walker fetches of the socket tables for this view, from the
- * view's capture plan (ids/os/plans.ts): in `bulk` mode the pages that cover
- * each socket's planned ranges and those of what it points to, in `fields`
- * mode the ranges themselves; each pointer followed only for the states whose
- * reader reads through it.
- */
-export function socketWalkSpec(
-  tables: SocketTables,
-  plan: GuardedPlan,
-  mode: "bulk" | "fields",
-): HashWalkSpec {
-  const end = (ranges: FieldRange[]) => Math.max(...ranges.map((r) => r.offset + r.len));
-  return {
-    tables: [tables.tcpListen, tables.tcpEstablished, ...(tables.udp ? [tables.udp] : [])],
-    span: end(plan.ranges),
-    ...(mode === "fields" ? { ranges: plan.ranges } : {}),
-    follows: plan.follows.map((f) => ({
-      pointer: f.pointer,
-      guard: plan.guard,
-      mask: f.mask,
-      span: end(f.ranges),
-      ...(mode === "fields" ? { ranges: f.ranges } : {}),
-    })),
-  };
+/** The tables of `tables`, in the order /proc/net lists them: TCP listening, established, UDP. */
+export function socketHashes(tables: SocketTables): HashTable[] {
+  return [tables.tcpListen, tables.tcpEstablished, ...(tables.udp ? [tables.udp] : [])];
 }
 
 /** Formats an IPv4 address held in network order. */
@@ -367,20 +343,12 @@ export async function readSocket(
   };
 }
 
-/** Whether a chain node is its chain's end (NULL, or a nulls marker). */
-function chainEnd(node: bigint, nulls: boolean): boolean {
-  return node === 0n || (nulls && (node & 1n) === 1n);
-}
-
 /**
  * The listening hash's chains (hlist_nulls, 5.19+) end in the nulls value of
  * their bucket plus this (`LISTENING_NULLS_BASE`, include/net/inet_hashtables.h);
  * the established hash's end in their bucket's index.
  */
 export const LISTENING_NULLS_BASE = 1 << 29;
-
-/** Times one chain is read again (from memory read anew) before it counts as broken. */
-export const CHAIN_RESTARTS = 8;
 
 /**
  * Reads every socket on the chains of `hash`, whose bucket i's chain ends in
@@ -404,6 +372,15 @@ export async function readTable(
 ): Promise<void> {
   const first = hash.base + BigInt(hash.head);
   const pageSize = BigInt(profile.pageSize);
+  const walk = {
+    name: proto,
+    what: "sockets",
+    link: hash.link,
+    nulls: hash.nulls,
+    max: MAX_SOCKETS,
+    seen,
+  };
+  const read = (mem: MemoryReader, sk: bigint) => readSocket(mem, profile, sk, proto);
   for (let i = 0; i < hash.count;) {
     const at = first + BigInt(i * hash.stride);
     // Heads side by side (stride 8: the established hash): the rest of their page at once.
@@ -414,106 +391,10 @@ export async function readTable(
     const heads = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
     for (let k = 0; k < n; k++) {
       const bucket = { addr: at + BigInt(k * 8), nulls: BigInt(nullsBase + i + k) };
-      await readChain(
-        mem,
-        profile,
-        hash,
-        proto,
-        bucket,
-        heads.getBigUint64(k * 8, true),
-        out,
-        seen,
-      );
+      out.push(...await readChain(mem, bucket, heads.getBigUint64(k * 8, true), walk, read));
     }
     i += n;
   }
-}
-
-/** One chain read, or why it is torn. */
-type ChainRead = { entries: SocketEntry[]; nodes: bigint[] } | {
-  torn: ListWalkError | MemoryFault;
-};
-
-/**
- * Reads the sockets on one chain, from its head, and again from the bucket
- * (memory read anew) while the read is torn, up to {@linkcode CHAIN_RESTARTS}
- * times.
- */
-async function readChain(
-  mem: MemoryReader,
-  profile: KernelProfile,
-  hash: HashTable,
-  proto: "tcp" | "udp",
-  bucket: { addr: bigint; nulls: bigint },
-  head: bigint,
-  out: SocketEntry[],
-  seen: Set<bigint>,
-): Promise<void> {
-  let reader = mem;
-  for (let restart = 0;; restart++) {
-    const read = await walkChain(reader, profile, hash, proto, bucket.nulls, head, seen);
-    if ("entries" in read) {
-      for (const sk of read.nodes) seen.add(sk);
-      out.push(...read.entries);
-      return;
-    }
-    const fresh = restart < CHAIN_RESTARTS ? mem.fresh?.() : undefined;
-    if (fresh === undefined) throw read.torn;
-    reader = fresh;
-    head = await reader.u64(bucket.addr);
-  }
-}
-
-/** Walks one chain from `head`: its sockets, or why the walk is torn. */
-async function walkChain(
-  mem: MemoryReader,
-  profile: KernelProfile,
-  hash: HashTable,
-  proto: "tcp" | "udp",
-  nulls: bigint,
-  head: bigint,
-  seen: Set<bigint>,
-): Promise<ChainRead> {
-  const entries: SocketEntry[] = [];
-  const nodes: bigint[] = [];
-  const here = new Set<bigint>();
-  let last = head - BigInt(hash.link);
-  let node = head;
-  try {
-    for (; !chainEnd(node, hash.nulls); node = await mem.u64(node)) {
-      if (!isKernelAddress(node)) {
-        return {
-          torn: new ListWalkError(`${proto} hash chain`, node, "points outside kernel memory"),
-        };
-      }
-      const sk = node - BigInt(hash.link);
-      if (here.has(sk)) return { torn: new ListWalkError(`${proto} hash chain`, sk, "loops") };
-      here.add(sk);
-      last = sk;
-      if (seen.has(sk)) continue;
-      if (seen.size + nodes.length >= MAX_SOCKETS) {
-        throw new ListWalkError(`${proto} hash table`, sk, "holds too many sockets");
-      }
-      nodes.push(sk);
-      const entry = await readSocket(mem, profile, sk, proto);
-      if (entry !== undefined) entries.push(entry);
-    }
-  } catch (error) {
-    if (error instanceof MemoryFault) return { torn: error };
-    throw error;
-  }
-  // A head that is a nulls value was read from the bucket itself; an end reached through a
-  // socket must be this bucket's.
-  if (hash.nulls && node !== head && node >> 1n !== nulls) {
-    return {
-      torn: new ListWalkError(
-        `${proto} hash chain`,
-        last,
-        `ends in the nulls value ${node >> 1n} of another bucket than ${nulls}`,
-      ),
-    };
-  }
-  return { entries, nodes };
 }
 
 /**

@@ -6,10 +6,9 @@
  *
  * @module
  */
-import { formatAddress } from "../memory/address.ts";
 import type { MemoryReader } from "../memory/memory.ts";
 import type { KernelProfile } from "../profile/profile.ts";
-import { isKernelAddress, ListWalkError } from "./list.ts";
+import { listFrom } from "./list.ts";
 import { HostileAnswer } from "../client/budget.ts";
 
 /** One process, as the kernel holds it. */
@@ -123,28 +122,19 @@ export async function listTasks(
   const containerOffset = BigInt(profile.tasks.tasks.offset);
   const processes: ProcessInfo[] = [];
   const maxTasks = Math.min(options.maxTasks ?? PID_MAX_LIMIT, PID_MAX_LIMIT);
-  const seen = new Set<bigint>();
-  let task = start;
+  const walk = listFrom(mem, start, {
+    name: "task list",
+    next: Number(linkOffset),
+    link: Number(containerOffset),
+    max: maxTasks,
+    tooMany: () =>
+      new HostileAnswer("max_tasks", `the task list holds more than ${maxTasks} tasks`),
+  });
   while (processes.length < limit) {
-    if (seen.size >= maxTasks) {
-      throw new HostileAnswer("max_tasks", `the task list holds more than ${maxTasks} tasks`);
-    }
-    seen.add(task);
-    const info = await readTask(mem, profile, task);
+    const next = await walk.next();
+    if (next.done) break;
+    const info = await readTask(mem, profile, next.value);
     if (info.pid !== 0) processes.push(info);
-    const next = (await mem.u64(task + linkOffset)) - containerOffset;
-    if (next === start) break;
-    if (!isKernelAddress(next)) {
-      throw new ListWalkError(
-        "task list",
-        task,
-        `next points outside kernel memory (${formatAddress(next)})`,
-      );
-    }
-    if (seen.has(next)) {
-      throw new ListWalkError("task list", task, "loops back without reaching its start");
-    }
-    task = next;
   }
   return processes;
 }

@@ -23,9 +23,9 @@
  */
 import type { CheckReport } from "../detect/alert.ts";
 import { HOSTILE_AGENT, HostileAnswer } from "../client/budget.ts";
-import { hostileAgentReport } from "../detect/hostile_agent.ts";
+import { hostileAgentReport } from "../check/hostile_agent.ts";
 import { DEFAULT_GUEST_LIMITS, type GuestLimits } from "../limits.ts";
-import { runChecks } from "../detect/check.ts";
+import { runChecks } from "../check/check.ts";
 import type { DetectorConfig } from "../detect/detector.ts";
 import type { ClientSecurity } from "../client/channel.ts";
 import type { TrafficStats } from "../client/agent_client.ts";

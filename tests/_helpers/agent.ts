@@ -7,6 +7,7 @@
  */
 import { type LocalAgent, startLocalAgent } from "../../ids/local_agent.ts";
 import { Guest } from "../../ids/guest.ts";
+import { startSleepers as startWorkload } from "../../ids/cli/workload.ts";
 import type { ProcessInfo } from "../../ids/os/tasks.ts";
 
 /** What must agree between two fetch modes for one process (its state may change between walks). */
@@ -154,17 +155,22 @@ export interface BpfProgramInfo {
   name: string;
 }
 
-/** The eBPF programs loaded in the kernel now. */
-export async function bpftoolPrograms(): Promise<BpfProgramInfo[]> {
+/** What `bpftool OBJECT show --json` lists (`prog`, `link`...), parsed. */
+export async function bpftoolShow(object: string): Promise<Record<string, unknown>[]> {
   const output = await new Deno.Command("bpftool", {
-    args: ["prog", "show", "--json"],
+    args: [object, "show", "--json"],
     stdout: "piped",
     stderr: "piped",
   }).output();
   if (!output.success) {
-    throw new Error(`bpftool prog show failed: ${new TextDecoder().decode(output.stderr)}`);
+    throw new Error(`bpftool ${object} show failed: ${new TextDecoder().decode(output.stderr)}`);
   }
-  const list = JSON.parse(new TextDecoder().decode(output.stdout)) as BpfProgramInfo[];
+  return JSON.parse(new TextDecoder().decode(output.stdout)) as Record<string, unknown>[];
+}
+
+/** The eBPF programs loaded in the kernel now. */
+export async function bpftoolPrograms(): Promise<BpfProgramInfo[]> {
+  const list = await bpftoolShow("prog") as unknown as BpfProgramInfo[];
   return list.map(({ id, name }) => ({ id, name }));
 }
 
@@ -188,10 +194,16 @@ export interface Helpers {
 }
 
 /**
- * Starts `count` `sleep 60` children; with `asNobody`, through setpriv as
- * uid/gid 65534. Waits until each has exec'd sleep (its comm is "sleep").
+ * Starts `count` idle processes, ended by pid on dispose. Without `asNobody`
+ * they are forked at once by one parent (ids/cli/workload.ts: many at a time);
+ * with it, `sleep 60` children through setpriv as uid/gid 65534, each waited
+ * for until it has exec'd sleep (its comm is "sleep").
  */
-export async function startSleepers(count: number, asNobody: boolean): Promise<Helpers> {
+export async function startSleepers(count: number, asNobody = false): Promise<Helpers> {
+  if (!asNobody) {
+    const workload = await startWorkload(count);
+    return { pids: workload.pids, [Symbol.asyncDispose]: workload.stop };
+  }
   const children: Deno.ChildProcess[] = [];
   const stop = async () => {
     for (const child of children) {
@@ -205,12 +217,9 @@ export async function startSleepers(count: number, asNobody: boolean): Promise<H
   };
   try {
     for (let i = 0; i < count; i++) {
-      const [command, args] = asNobody
-        ? ["setpriv", ["--reuid=65534", "--regid=65534", "--clear-groups", "sleep", "60"]]
-        : ["sleep", ["60"]];
       children.push(
-        new Deno.Command(command as string, {
-          args: args as string[],
+        new Deno.Command("setpriv", {
+          args: ["--reuid=65534", "--regid=65534", "--clear-groups", "sleep", "60"],
           stdin: "null",
           stdout: "null",
           stderr: "null",

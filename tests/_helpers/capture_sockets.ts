@@ -18,16 +18,22 @@
 import dgram from "node:dgram";
 import { Guest } from "../../ids/guest.ts";
 import { startLocalAgent } from "../../ids/local_agent.ts";
-import { collectHashWalk, encodeHashWalk, type HashTable } from "../../ids/memory/hash.ts";
+import {
+  collectHashWalk,
+  encodeHashWalk,
+  type HashTable,
+  hashWalkSpec,
+} from "../../ids/memory/hash.ts";
 import { KernelMemory } from "../../ids/memory/memory.ts";
 import { PageCache } from "../../ids/memory/page_cache.ts";
 import { ProgramSet } from "../../ids/memory/programs.ts";
 import { RangeCache } from "../../ids/memory/range_cache.ts";
 import { socketCapturePlan } from "../../ids/os/plans.ts";
-import { listSockets, socketInfo, socketWalkSpec } from "../../ids/os/sockets.ts";
+import { listSockets, socketHashes, socketInfo } from "../../ids/os/sockets.ts";
 import { hex } from "../../ids/cli/format.ts";
 import { readProcNet, socketKey } from "./proc_net.ts";
 import { gzip, MEMORY_FIXTURE_DIR, type SocketFixture, toBase64 } from "./memory_fixture.ts";
+import { socketTablesOf } from "../../ids/os/socket_view.ts";
 
 const tableJson = (t: HashTable) => ({ ...t, base: hex(t.base) });
 
@@ -46,8 +52,12 @@ async function capture(name: string): Promise<void> {
     }
     const guest = await Guest.open(agent.url, agent.security);
     try {
-      const tables = (await guest.socketTables())!;
-      const spec = socketWalkSpec(tables, (await socketCapturePlan(guest.profile))!, "bulk");
+      const tables = (await socketTablesOf(guest.context, guest.memory()))!;
+      const spec = hashWalkSpec(
+        socketHashes(tables),
+        (await socketCapturePlan(guest.profile))!,
+        "bulk",
+      );
       const programs = new ProgramSet(guest.client, guest.profile.bpf);
       const before = await readProcNet();
       const records = await programs.run("walk_hash", encodeHashWalk(spec));

@@ -6,6 +6,7 @@
  *
  * @module
  */
+import type { UnixSocketInfo } from "../../ids/os/unix_sockets.ts";
 import { formatIPv4, formatIPv6, type SocketInfo, tcpStateName } from "../../ids/os/sockets.ts";
 
 /** The four /proc/net files the view covers, with what they list. */
@@ -92,3 +93,27 @@ export const SOCKET_JSON_KEYS = [
   "uid",
   "inode",
 ];
+
+/**
+ * The sockets of /proc/net/unix's text as the Unix-domain socket view keys them
+ * (`type state inode path`): `Flags` 00010000 is a listener, else `St` names
+ * the socket state; lines that are not socket lines are skipped.
+ */
+export function parseProcNetUnix(text: string): string[] {
+  const types: Record<string, string> = { "0001": "stream", "0002": "dgram", "0005": "seqpacket" };
+  const states = ["FREE", "UNCONNECTED", "CONNECTING", "CONNECTED", "DISCONNECTING"];
+  const keys: string[] = [];
+  for (const line of text.split("\n")) {
+    const m = /^[0-9a-f]+: \S+ \S+ (\S+) (\S+) (\S+)\s+(\d+)(?: (.*))?$/.exec(line.trimEnd());
+    if (m === null) continue;
+    const [, flags, type, st, inode, path] = m;
+    const state = (parseInt(flags!, 16) & 0x10000) !== 0 ? "LISTEN" : states[parseInt(st!, 16)];
+    keys.push([types[type!] ?? `type ${parseInt(type!, 16)}`, state, inode, path ?? ""].join(" "));
+  }
+  return keys;
+}
+
+/** A Unix-domain socket of the view as one comparable string (see {@linkcode parseProcNetUnix}). */
+export function unixSocketKey(s: UnixSocketInfo): string {
+  return [s.type, s.state, s.inode, s.path].join(" ");
+}

@@ -7,7 +7,7 @@ import { bpfObject, PROGRAM_NAMES, programVariants } from "../../bpf/objects.ts"
 import { chooseVariant, objectNeeds } from "../../bpf/variants.ts";
 import { Btf } from "../../ids/profile/btf.ts";
 import { bpfFeatures } from "../../ids/profile/bpf_features.ts";
-import { vmlinuxBtfBytes } from "../ids/profile/_fixtures.ts";
+import { vmlinuxBtfBytes } from "../_helpers/profile_fixtures.ts";
 import { expectedVariants } from "../_helpers/variants.ts";
 
 const BPF_FUNC_LOOP = 181;

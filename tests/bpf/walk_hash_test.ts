@@ -5,14 +5,20 @@ import assert from "node:assert/strict";
 import { LoadedProgram } from "../../agent/program.ts";
 import { bpfObject } from "../../bpf/objects.ts";
 import { type BpfRecord, decodeRecords, RecordKind } from "../../bpf/records.ts";
-import { collectHashWalk, encodeHashWalk, type HashWalkSpec } from "../../ids/memory/hash.ts";
+import {
+  collectHashWalk,
+  encodeHashWalk,
+  type HashWalkSpec,
+  hashWalkSpec,
+} from "../../ids/memory/hash.ts";
 import { KernelMemory } from "../../ids/memory/memory.ts";
 import { PageCache } from "../../ids/memory/page_cache.ts";
 import { RangeCache } from "../../ids/memory/range_cache.ts";
-import { listSockets, socketWalkSpec } from "../../ids/os/sockets.ts";
+import { listSockets, socketHashes } from "../../ids/os/sockets.ts";
 import { socketCapturePlan } from "../../ids/os/plans.ts";
 import type { Guest } from "../../ids/guest.ts";
 import { IS_ROOT, withGuest } from "../_helpers/agent.ts";
+import { socketTablesOf } from "../../ids/os/socket_view.ts";
 
 /** Runs a walk to its end; returns its records and fires. */
 function walk(program: LoadedProgram, spec: HashWalkSpec, limit?: number) {
@@ -32,7 +38,7 @@ function walk(program: LoadedProgram, spec: HashWalkSpec, limit?: number) {
 async function viewOf(guest: Guest, records: BpfRecord[], spec: HashWalkSpec) {
   const mem = new KernelMemory(new PageCache(4096), undefined, new RangeCache(4096));
   const result = collectHashWalk(records, mem, spec);
-  const tables = (await guest.socketTables())!;
+  const tables = (await socketTablesOf(guest.context, guest.memory()))!;
   return { result, sockets: await listSockets(mem, guest.profile, tables) };
 }
 
@@ -49,12 +55,12 @@ Deno.test({
       );
       const looped = LoadedProgram.load("walk_hash", bpfObject("walk_hash"));
       try {
-        const tables = await guest.socketTables();
+        const tables = await socketTablesOf(guest.context, guest.memory());
         assert.ok(tables, guest.profile.socketsNote);
         const plan = (await socketCapturePlan(guest.profile))!;
         const specs = {
-          pages: socketWalkSpec(tables, plan, "bulk"),
-          plan: socketWalkSpec(tables, plan, "fields"),
+          pages: hashWalkSpec(socketHashes(tables), plan, "bulk"),
+          plan: hashWalkSpec(socketHashes(tables), plan, "fields"),
         };
         const buckets = specs.pages.tables.reduce((sum, t) => sum + t.count, 0);
         for (
@@ -104,7 +110,11 @@ Deno.test({
       const program = LoadedProgram.load("walk_hash", bpfObject("walk_hash"));
       try {
         const plan = (await socketCapturePlan(guest.profile))!;
-        const spec = socketWalkSpec((await guest.socketTables())!, plan, "bulk");
+        const spec = hashWalkSpec(
+          socketHashes((await socketTablesOf(guest.context, guest.memory()))!),
+          plan,
+          "bulk",
+        );
         const { records } = walk(program, spec, 1);
         const end = records.at(-1);
         assert.equal(end?.kind, RecordKind.End);

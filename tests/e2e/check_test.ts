@@ -3,10 +3,12 @@
 // fixtures. Here: zero alerts on this clean machine, a real set-user-ID escalation seen by the
 // credentials detector, policy and baseline alerts, and the pid IDR view against /proc.
 import assert from "node:assert/strict";
-import { runChecks } from "../../ids/detect/check.ts";
+import { runChecks } from "../../ids/check/check.ts";
 import { DEFAULT_POLICY } from "../../ids/detect/policy.ts";
 import { initPidNamespace, listPids } from "../../ids/os/pids.ts";
 import { eventually, hasSetpriv, IS_ROOT, runCli, withGuest } from "../_helpers/agent.ts";
+import { processView } from "../../ids/os/process_view.ts";
+import { socketView } from "../../ids/os/socket_view.ts";
 
 const ignore = !IS_ROOT;
 
@@ -61,7 +63,7 @@ Deno.test({
           for (const t of Deno.readDirSync(`/proc/${p.name}/task`)) tids.push(Number(t.name));
         } catch { /* exited */ }
       }
-      const { items, memory } = await guest.processes("bulk");
+      const { items, memory } = await guest.acquire(processView(), "bulk");
       const ns = await initPidNamespace(memory, guest.profile, items[0]!.addr);
       const pids = await listPids(memory, guest.profile, ns);
       const byNr = new Map(pids.map((p) => [p.nr, p]));
@@ -240,7 +242,7 @@ Deno.test({
   async fn() {
     await withGuest(async (guest) => {
       // The socket tables' bucket pages are read whatever sockets there are: a stable count.
-      const sockets = await guest.sockets("page");
+      const sockets = await guest.acquire(socketView, "page");
       assert.ok(sockets.cost.misses > 0);
       const report = await runChecks(guest, { policy: DEFAULT_POLICY }, { mode: "page" });
       assert.ok(

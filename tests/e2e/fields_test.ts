@@ -4,6 +4,7 @@ import assert from "node:assert/strict";
 import type { ProcessInfo } from "../../ids/os/tasks.ts";
 import { startSleepers as startWorkload } from "../../ids/cli/workload.ts";
 import { IS_ROOT, procSnapshot, stableKey, stableProcesses, withGuest } from "../_helpers/agent.ts";
+import { processView } from "../../ids/os/process_view.ts";
 
 const ignore = !IS_ROOT;
 
@@ -13,9 +14,9 @@ Deno.test({
   fn: () =>
     withGuest(async (guest) => {
       const before = procSnapshot();
-      const page = await guest.processes("page");
-      const bulk = await guest.processes("bulk");
-      const fields = await guest.processes("fields");
+      const page = await guest.acquire(processView(), "page");
+      const bulk = await guest.acquire(processView(), "bulk");
+      const fields = await guest.acquire(processView(), "fields");
       const after = procSnapshot();
       const stable = new Set(stableProcesses(before, after).map((p) => p.pid));
       const pick = (items: ProcessInfo[]) =>
@@ -39,7 +40,7 @@ Deno.test({
     const workload = await startWorkload(100); // at least 100 processes, whatever else runs
     try {
       await withGuest(async (guest) => {
-        const { items, cost } = await guest.processes("fields", 100);
+        const { items, cost } = await guest.acquire(processView(100), "fields");
         assert.equal(items.length, 100);
         assert.ok(cost.bytes <= 32 * 1024, `${cost.bytes} bytes on the wire`);
       });
@@ -58,7 +59,7 @@ Deno.test({
     try {
       await withGuest(async (guest) => {
         for (const mode of ["fields", "bulk"] as const) {
-          const { items, cost } = await guest.processes(mode);
+          const { items, cost } = await guest.acquire(processView(), mode);
           const pids = new Set(items.map((p) => p.pid));
           const missing = workload.pids.filter((pid) => !pids.has(pid));
           assert.deepEqual(missing, [], `${mode}: helper processes missing from the task list`);

@@ -4,6 +4,7 @@
 // Debian kernels.
 import assert from "node:assert/strict";
 import { IS_ROOT, withGuest } from "../_helpers/agent.ts";
+import { moduleView } from "../../ids/os/module_view.ts";
 
 function procModulesText(): string | undefined {
   try {
@@ -34,7 +35,7 @@ Deno.test({
       assert.match(guest.profile.modulesNote ?? "", /Kernel has no module list/);
       assert.equal(guest.profile.modules, undefined);
       for (const mode of ["page", "bulk"] as const) {
-        const { items } = await guest.modules(mode);
+        const { items } = await guest.acquire(moduleView, mode);
         assert.deepEqual(items, [], `${mode} mode`);
       }
     }),
@@ -47,8 +48,8 @@ Deno.test({
     withGuest(async (guest) => {
       assert.equal(guest.profile.modulesNote, undefined);
       const before = procModules(procModulesText() ?? "");
-      const page = await guest.modules("page");
-      const bulk = await guest.modules("bulk");
+      const page = await guest.acquire(moduleView, "page");
+      const bulk = await guest.acquire(moduleView, "bulk");
       const after = procModules(procModulesText() ?? "");
       assert.ok(before.size > 0, "/proc/modules lists no module");
       for (const [mode, acquired] of [["page", page], ["bulk", bulk]] as const) {

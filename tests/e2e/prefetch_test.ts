@@ -4,13 +4,14 @@ import assert from "node:assert/strict";
 import { READ_PAGES_MAX } from "../../ids/memory/agent_pages.ts";
 import { MemoryFault } from "../../ids/memory/memory.ts";
 import { IS_ROOT, withGuest } from "../_helpers/agent.ts";
+import { processView } from "../../ids/os/process_view.ts";
 
 Deno.test({
   name: "KernelMemory.prefetch() fetches many pages in one request, the same bytes as one by one",
   ignore: !IS_ROOT,
   async fn() {
     await withGuest(async (guest) => {
-      const { items } = await guest.processes("bulk");
+      const { items } = await guest.acquire(processView(), "bulk");
       const mem = guest.memory();
       // Pages that do not change while we look: the first page of each process's comm.
       const addrs = items.map((p) => p.addr + BigInt(guest.profile.tasks.comm.offset));

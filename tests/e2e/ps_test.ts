@@ -12,6 +12,7 @@ import {
   startSleepers,
   withGuest,
 } from "../_helpers/agent.ts";
+import { processView } from "../../ids/os/process_view.ts";
 
 const ignore = !IS_ROOT;
 
@@ -21,8 +22,8 @@ Deno.test({
   fn: () =>
     withGuest(async (guest) => {
       const before = procSnapshot();
-      const page = await guest.processes("page");
-      const bulk = await guest.processes("bulk");
+      const page = await guest.acquire(processView(), "page");
+      const bulk = await guest.acquire(processView(), "bulk");
       const after = procSnapshot();
       const stable = stableProcesses(before, after);
       assert.ok(stable.length > 3, `only ${stable.length} stable processes in /proc`);
@@ -71,7 +72,7 @@ Deno.test({
     await using helpers = await startSleepers(3, true);
     await withGuest(async (guest) => {
       for (const mode of ["page", "bulk"] as const) {
-        const { items } = await guest.processes(mode);
+        const { items } = await guest.acquire(processView(), mode);
         for (const pid of helpers.pids) {
           const proc = items.find((p) => p.pid === pid);
           assert.ok(proc, `${mode}: helper ${pid} is missing`);
@@ -100,7 +101,7 @@ Deno.test({
   fn: () =>
     withGuest(async (guest) => {
       for (const mode of ["page", "bulk"] as const) {
-        const { items } = await guest.processes(mode);
+        const { items } = await guest.acquire(processView(), mode);
         const init = items.find((p) => p.pid === 1);
         const kthreadd = items.find((p) => p.pid === 2);
         assert.equal(init?.kthread, false, `${mode}: pid 1`);
@@ -118,8 +119,8 @@ Deno.test({
   fn: () =>
     withGuest(async (guest, agent) => {
       for (const limit of [1, 5, 12]) {
-        const page = await guest.processes("page", limit);
-        const bulk = await guest.processes("bulk", limit);
+        const page = await guest.acquire(processView(limit), "page");
+        const bulk = await guest.acquire(processView(limit), "bulk");
         assert.equal(page.items.length, limit, `page mode, limit ${limit}`);
         assert.equal(bulk.items.length, limit, `bulk mode, limit ${limit}`);
         // Both walks start at the agent's own task (kallsyms has no init_task here); the

@@ -11,6 +11,7 @@ import { type Acquired, FETCH_MODES, type FetchMode } from "../../ids/guest.ts";
 import type { SocketInfo } from "../../ids/os/sockets.ts";
 import { IS_ROOT, withGuest } from "../_helpers/agent.ts";
 import { readProcNet, socketKey } from "../_helpers/proc_net.ts";
+import { namespacedSocketView, socketView } from "../../ids/os/socket_view.ts";
 
 /**
  * A socket held by a perl process that prints its port and holds it until its
@@ -119,7 +120,7 @@ Deno.test({
         const isOwn = (s: SocketInfo) => own.inodes.has(s.inode);
         for (const mode of FETCH_MODES) {
           const before = await readProcNet();
-          const acquired = await guest.sockets(mode);
+          const acquired = await guest.acquire(socketView, mode);
           const after = await readProcNet();
           const afterKeys = new Set(after.map(socketKey));
           const stable = before.filter((s) => afterKeys.has(socketKey(s)));
@@ -178,7 +179,7 @@ Deno.test({
     withGuest(async (guest) => {
       const own = await openSockets();
       try {
-        await guest.sockets("bulk"); // finds the tables
+        await guest.acquire(socketView, "bulk"); // finds the tables
         // Every mode's bytes grow with the sockets on the tables, and those come and go between
         // the walks (thousands of TIME_WAIT sockets on a shared machine): the bytes are compared in
         // the round whose walks came closest to seeing no more sockets in fields than in bulk, nor
@@ -190,7 +191,7 @@ Deno.test({
             ? (["fields", "bulk", "page"] as const)
             : (["page", "bulk", "fields"] as const);
           const got = new Map<FetchMode, Acquired<SocketInfo>>();
-          for (const mode of order) got.set(mode, await guest.sockets(mode));
+          for (const mode of order) got.set(mode, await guest.acquire(socketView, mode));
           const [page, bulk, fields] = [got.get("page")!, got.get("bulk")!, got.get("fields")!];
           for (const [mode, { cost, memory }] of [["bulk", bulk], ["fields", fields]] as const) {
             // A chain that changed under the walk is read again, page by page (memory.rereads);
@@ -239,12 +240,12 @@ Deno.test({
         assert.notEqual(theirs, ours);
         const isTheirs = (s: SocketInfo) => s.local_port === other.port && s.state === "LISTEN";
         for (const mode of FETCH_MODES) {
-          const init = await guest.sockets(mode);
+          const init = await guest.acquire(socketView, mode);
           assert.ok(
             !init.items.some(isTheirs),
             `${mode}: the other namespace's listener is listed`,
           );
-          const all = await guest.socketsOfAllNamespaces(mode);
+          const all = await guest.acquire(namespacedSocketView, mode);
           const found = all.items.filter(isTheirs);
           assert.equal(found.length, 1, `${mode}: the other namespace's listener`);
           assert.equal(found[0]!.netns, theirs, `${mode}: its netns`);
@@ -253,8 +254,8 @@ Deno.test({
           // too): a listener the walk of all namespaces saw in ours was there before it or after
           // it, or came and went during it: then no walk before or after it saw its inode, not
           // even a later walk of all namespaces.
-          const after = await guest.sockets(mode);
-          const allAfter = await guest.socketsOfAllNamespaces(mode);
+          const after = await guest.acquire(socketView, mode);
+          const allAfter = await guest.acquire(namespacedSocketView, mode);
           const initKeys = new Set([...init.items, ...after.items].map(socketKey));
           const inodes = new Set(
             [...init.items, ...after.items, ...allAfter.items].map((s) => s.inode),

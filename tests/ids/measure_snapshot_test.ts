@@ -76,3 +76,13 @@ Deno.test("measureSnapshot() gives up after SNAPSHOT_ATTEMPTS torn walks, and at
   );
   assert.equal(calls, 1);
 });
+
+Deno.test("measureSnapshot() with one attempt leaves a torn walk to the caller's own retry (no nesting)", async () => {
+  const source = new CountingSource();
+  const memory = () => new KernelMemory(new PageCache(PAGE), source);
+  await assert.rejects(
+    measureSnapshot(() => source.stats, memory, walk([1, 1], new Set([1])), 1),
+    ListWalkError,
+  );
+  assert.equal(source.stats.roundTrips, 1);
+});

@@ -25,7 +25,8 @@ import {
   type TestAgent,
   withAgent,
   writeQuietly,
-} from "./_support.ts";
+} from "../_helpers/security.ts";
+import { processView } from "../../ids/os/process_view.ts";
 
 const ignore = !IS_ROOT;
 
@@ -178,7 +179,7 @@ function plaintextMarkers(): Map<string, Uint8Array> {
 async function honestSession(url: string, security: ClientSecurity): Promise<number> {
   const guest = await Guest.open(url, security);
   try {
-    return (await guest.processes("bulk")).items.length;
+    return (await guest.acquire(processView(), "bulk")).items.length;
   } finally {
     guest.close();
   }

@@ -16,7 +16,7 @@ import {
 } from "../../wire/mod.ts";
 import { initiateSecure } from "../../wire/secure/secure_stream.ts";
 import { signObject } from "../../wire/secure/sign.ts";
-import { IS_ROOT } from "../_helpers/agent.ts";
+import { IS_ROOT, startSleepers } from "../_helpers/agent.ts";
 import {
   connectRaw,
   deadline,
@@ -29,11 +29,11 @@ import {
   sections,
   sleep,
   startAgent,
-  startManySleepers,
   type TestAgent,
   waitUnloaded,
   withAgent,
-} from "./_support.ts";
+} from "../_helpers/security.ts";
+import { processView } from "../../ids/os/process_view.ts";
 
 const ignore = !IS_ROOT;
 const ALL = 0xffff_ffff;
@@ -92,7 +92,7 @@ Deno.test({
   fn: async (t) => {
     // 3,000 processes of our own (others come and go on a shared machine): about 600 tasks
     // fill the 4 MiB ring buffer.
-    await using sleepers = await startManySleepers(TASKS);
+    await using sleepers = await startSleepers(TASKS);
 
     await t.step(
       "a bulk walk fills the ring buffer, resumes, and completes with 0 misses",
@@ -100,7 +100,7 @@ Deno.test({
         await withAgent(async (agent) => {
           const guest = await Guest.open(agent.url, agent.security);
           try {
-            const { items, cost } = await guest.processes("bulk");
+            const { items, cost } = await guest.acquire(processView(), "bulk");
             assert.ok(items.length >= TASKS, `${items.length} processes`);
             assert.equal(cost.misses, 0, "every page the views read came with the walk");
             assert.equal(cost.roundTrips, 1, "one request");
@@ -141,7 +141,7 @@ Deno.test({
               }
             };
             const outcome = await deadline(
-              guest.processes("bulk").then(() => undefined, (error: unknown) => error),
+              guest.acquire(processView(), "bulk").then(() => undefined, (error: unknown) => error),
               20_000,
               "the bulk walk after the agent was killed",
             );
@@ -167,7 +167,7 @@ Deno.test({
         try {
           const held = heldBpf(agent.pid);
           let settled = false;
-          const walk = guest.processes("page").then(
+          const walk = guest.acquire(processView(), "page").then(
             () => undefined,
             (error: unknown) => error,
           ).finally(() => settled = true);
@@ -222,7 +222,9 @@ Deno.test({
           );
           const guest = await Guest.open(agent.url, agent.security);
           try {
-            const listed = new Set((await guest.processes("bulk")).items.map((p) => p.pid));
+            const listed = new Set(
+              (await guest.acquire(processView(), "bulk")).items.map((p) => p.pid),
+            );
             assert.ok(sleepers.pids.every((pid) => listed.has(pid)), "the walk lists all sleepers");
           } finally {
             guest.close();
@@ -355,7 +357,9 @@ Deno.test({
       const guest = await deadline(opening, 20_000, "Guest.open");
       try {
         // Nothing listened when it first dialed: only a retry can have reached the agent.
-        assert.ok((await guest.processes("bulk")).items.some((p) => p.pid === agent!.pid));
+        assert.ok(
+          (await guest.acquire(processView(), "bulk")).items.some((p) => p.pid === agent!.pid),
+        );
       } finally {
         guest.close();
       }

@@ -45,7 +45,8 @@ import {
   type TestAgent,
   withAgent,
   writeQuietly,
-} from "./_support.ts";
+} from "../_helpers/security.ts";
+import { processView } from "../../ids/os/process_view.ts";
 
 const SEED = fuzzSeed(0x00c0ffee);
 const text = new TextEncoder();
@@ -908,7 +909,7 @@ Deno.test({
         alive();
         const guest = await Guest.open(agent.url, agent.security);
         try {
-          const { items } = await guest.processes("bulk");
+          const { items } = await guest.acquire(processView(), "bulk");
           assert.ok(items.some((p) => p.pid === agent.pid), "the agent lists itself");
         } finally {
           guest.close();

@@ -1,5 +1,5 @@
 // The IDS against a hostile agent (issue 15): a lying agent holding the agent's key proxies
-// to a real agent here and rewrites its answers (tests/security/_hostile.ts). Each lie ends
+// to a real agent here and rewrites its answers (tests/_helpers/hostile_agent.ts). Each lie ends
 // in a clear error naming the limit (`ids ps`, `ids sockets`: exit 2) or the `hostile_agent`
 // alert (`ids check`: exit 1), with the IDS's peak memory under a ceiling. Needs root (the
 // real agent loads eBPF programs into this machine's kernel).
@@ -20,8 +20,9 @@ import {
   RssSampler,
   taskMembers,
   TRUTH,
-} from "./_hostile.ts";
-import { CliProcess, makeKeys, sleep, startAgent, type TestAgent } from "./_support.ts";
+} from "../_helpers/hostile_agent.ts";
+import { CliProcess, makeKeys, sleep, startAgent, type TestAgent } from "../_helpers/security.ts";
+import { processView } from "../../ids/os/process_view.ts";
 
 /** The IDS's peak RSS must stay under this in every case (measured peaks: docs/security.md). */
 const RSS_CEILING = 1536 << 20;
@@ -292,10 +293,10 @@ Deno.test({
       try {
         await sleep(3500);
         // A long-lived session (the VM test bed, a library user) keeps working past it.
-        assert.ok((await guest.processes("bulk")).items.length > 0);
+        assert.ok((await guest.acquire(processView(), "bulk")).items.length > 0);
         guest.startBudget(1);
         await sleep(10);
-        await assert.rejects(guest.processes("bulk"), DeadlinePassed);
+        await assert.rejects(guest.acquire(processView(), "bulk"), DeadlinePassed);
       } finally {
         guest.close();
       }

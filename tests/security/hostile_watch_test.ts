@@ -14,8 +14,8 @@ import {
   LyingAgent,
   patchU32,
   RssSampler,
-} from "./_hostile.ts";
-import { deadline, makeKeys, sleep, startAgent, type TestAgent } from "./_support.ts";
+} from "../_helpers/hostile_agent.ts";
+import { deadline, makeKeys, sleep, startAgent, type TestAgent } from "../_helpers/security.ts";
 
 /** The IDS's peak RSS must stay under this (measured peaks: docs/security.md). */
 const RSS_CEILING = 1536 << 20;

@@ -8,7 +8,7 @@
 // Skipped only when QEMU is absent and EBPFMONITOR_SKIP_VM=1.
 import assert from "node:assert/strict";
 import type { Alert, CheckReport } from "../../ids/detect/alert.ts";
-import { runChecks } from "../../ids/detect/check.ts";
+import { runChecks } from "../../ids/check/check.ts";
 import { decodeBranches } from "../../ids/detect/x86_branches.ts";
 import { objdump } from "../_helpers/objdump.ts";
 import { DEFAULT_POLICY } from "../../ids/detect/policy.ts";
@@ -27,6 +27,8 @@ import {
   victimPid,
 } from "./rootkits.ts";
 import { cliSecurityArgs, openGuest } from "./session.ts";
+import { moduleView } from "../../ids/os/module_view.ts";
+import { processView } from "../../ids/os/process_view.ts";
 
 const SKIP = !hasQemu() && Deno.env.get("EBPFMONITOR_SKIP_VM") === "1";
 
@@ -168,7 +170,7 @@ for (const kernel of KERNELS) {
         await t.step("hide_task: hidden_process reports the unlinked process", async () => {
           const pid = await victimPid(vm);
           await hideTask(vm, pid);
-          const { items } = await guest.processes("bulk");
+          const { items } = await guest.acquire(processView(), "bulk");
           assert.ok(!items.some((p) => p.pid === pid), "the victim is still on the task list");
           const alerts = (await check(guest)).alerts;
           assert.equal(alerts.length, 1, show(alerts));
@@ -183,7 +185,7 @@ for (const kernel of KERNELS) {
           "hide_module: hidden_module reports the module /proc/modules lost",
           async () => {
             await hideModule(vm);
-            const { items } = await guest.modules("bulk");
+            const { items } = await guest.acquire(moduleView, "bulk");
             assert.ok(!items.some((m) => m.name === "hide_module"), "hide_module is still listed");
             const alerts = (await check(guest)).alerts.filter((a) =>
               a.detector === "hidden_module"

@@ -12,7 +12,7 @@ import { FETCH_MODES } from "../../ids/guest.ts";
 import type { ModuleInfo } from "../../ids/os/modules.ts";
 import type { ProcessInfo } from "../../ids/os/tasks.ts";
 import type { SocketInfo } from "../../ids/os/sockets.ts";
-import { socketKey } from "../_helpers/proc_net.ts";
+import { parseProcNetUnix, socketKey, unixSocketKey } from "../_helpers/proc_net.ts";
 import {
   containerProcesses,
   type GroundTruth,
@@ -27,6 +27,10 @@ import { expectedVariants } from "../_helpers/variants.ts";
 import { BOUNDED_BATCH, checkWalkVariant, type WalkRunner } from "../_helpers/walk_scenarios.ts";
 import { hasQemu, Vm } from "./qemu.ts";
 import { cliSecurityArgs, openGuest } from "./session.ts";
+import { moduleView } from "../../ids/os/module_view.ts";
+import { namespacedSocketView, socketView } from "../../ids/os/socket_view.ts";
+import { processView } from "../../ids/os/process_view.ts";
+import { unixSocketView } from "../../ids/os/unix_sockets.ts";
 
 const QEMU = hasQemu();
 const SKIP = !QEMU && Deno.env.get("EBPFMONITOR_SKIP_VM") === "1";
@@ -177,7 +181,7 @@ for (const kernel of KERNELS) {
         for (const mode of FETCH_MODES) {
           await t.step(`ps in ${mode} mode lists every process of the guest's /proc`, async () => {
             const before = await groundTruth(vm);
-            const { items, cost } = await guest.processes(mode);
+            const { items, cost } = await guest.acquire(processView(), mode);
             const after = await groundTruth(vm);
             checkProcesses(`${kernel} ${mode}`, items, before, after);
             if (mode !== "page") {
@@ -207,7 +211,7 @@ for (const kernel of KERNELS) {
 
           await t.step(`sockets in ${mode} mode equal the guest's /proc/net`, async () => {
             const before = await groundTruth(vm);
-            const { items, cost } = await guest.sockets(mode);
+            const { items, cost } = await guest.acquire(socketView, mode);
             const after = await groundTruth(vm);
             checkSockets(`${kernel} ${mode}`, items, before, after);
             // Page mode, first, found the socket tables; the others read them in one request.
@@ -217,10 +221,37 @@ for (const kernel of KERNELS) {
             }
           });
 
+          await t.step(
+            `unix sockets in ${mode} mode equal the guest's /proc/net/unix`,
+            async () => {
+              const read = async () => {
+                const { code, output } = await vm.run("cat /proc/net/unix", 60_000);
+                assert.equal(code, 0, output);
+                return parseProcNetUnix(output);
+              };
+              const before = await read();
+              const { items, cost } = await guest.acquire(unixSocketView, mode);
+              const after = new Set(await read());
+              const seen = new Set(items.map(unixSocketKey));
+              const stable = before.filter((key) => after.has(key));
+              assert.ok(stable.length > 0, `${kernel} ${mode}: /proc/net/unix is empty`);
+              for (const key of stable) {
+                assert.ok(
+                  seen.has(key),
+                  `${kernel} ${mode}: ${key} is in /proc/net/unix, not in the view`,
+                );
+              }
+              if (mode !== "page") {
+                assert.equal(cost.misses, 0, `${mode} mode prefetches everything the view reads`);
+                assert.equal(cost.roundTrips, 1, `${mode} mode is one request`);
+              }
+            },
+          );
+
           await t.step(`lsmod in ${mode} mode lists every module of /proc/modules`, async () => {
             const truth = await groundTruth(vm);
             assert.ok(truth.modules.length >= 10, `${truth.modules.length} modules loaded`);
-            const { items, cost } = await guest.modules(mode);
+            const { items, cost } = await guest.acquire(moduleView, mode);
             checkModules(`${kernel} ${mode}`, items, truth);
             if (mode !== "page") {
               assert.equal(cost.misses, 0, `${mode} mode prefetches everything the view reads`);
@@ -231,7 +262,7 @@ for (const kernel of KERNELS) {
 
         await t.step("sockets of every namespace include the container's listener", async () => {
           for (const mode of FETCH_MODES) {
-            const { items } = await guest.socketsOfAllNamespaces(mode);
+            const { items } = await guest.acquire(namespacedSocketView, mode);
             const agent = items.find((s) => s.local_port === 7070 && s.state === "LISTEN");
             const container = items.find((s) => s.local_port === 7072 && s.state === "LISTEN");
             assert.ok(agent && container, `${mode}: the agent's and the container's listeners`);

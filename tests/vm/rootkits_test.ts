@@ -23,6 +23,8 @@ import {
   victimPid,
 } from "./rootkits.ts";
 import { openGuest } from "./session.ts";
+import { moduleView } from "../../ids/os/module_view.ts";
+import { processView } from "../../ids/os/process_view.ts";
 
 const QEMU = hasQemu();
 const SKIP = !QEMU && Deno.env.get("EBPFMONITOR_SKIP_VM") === "1";
@@ -86,7 +88,8 @@ for (const kernel of KERNELS) {
               const pid = await victimPid(vm);
               assert.equal((await ok(vm, `cat /proc/${pid}/comm`)).trim(), "victim");
               await pokeVictim(vm, "before");
-              const walked = async () => (await guest.processes("bulk")).items.map((p) => p.pid);
+              const walked = async () =>
+                (await guest.acquire(processView(), "bulk")).items.map((p) => p.pid);
               assert.ok((await walked()).includes(pid), "the IDS's task-list walk sees the victim");
 
               const log = await hideTask(vm, pid);
@@ -227,7 +230,7 @@ for (const kernel of KERNELS) {
             assert.ok(!truth.modules.some((m) => m.name === "hide_module"), "not in /proc/modules");
             assert.doesNotMatch(await ok(vm, "lsmod"), /hide_module/);
             await ok(vm, "test -d /sys/module/hide_module");
-            const walked = (await guest.modules("bulk")).items.map((m) => m.name);
+            const walked = (await guest.acquire(moduleView, "bulk")).items.map((m) => m.name);
             assert.ok(!walked.includes("hide_module"), "the IDS's module-list walk misses it");
             assert.ok(walked.includes("dummy"), "the module list is otherwise intact");
             const { code } = await vm.run("rmmod hide_module");

@@ -181,7 +181,7 @@ Deno.test("FramedConnection.send() refuses a message over its frame limit", asyn
 
 Deno.test("vsock endpoints work or fail with a clear message", async () => {
   // vsock needs --unstable-vsock, and without it Deno exits the process, so probe in a child.
-  const probe = fileURLToPath(new URL("./_vsock_probe.ts", import.meta.url));
+  const probe = fileURLToPath(new URL("../_helpers/vsock_probe.ts", import.meta.url));
   const output = await new Deno.Command(Deno.execPath(), {
     args: ["run", "-A", "--unstable-vsock", probe],
     stdout: "piped",

@@ -8,7 +8,7 @@ import {
   MAX_FRAME_BYTES,
 } from "../../wire/frame.ts";
 import { concatBytes } from "../../wire/bytes.ts";
-import { chunkStream, rawFrame, split } from "./_streams.ts";
+import { chunkStream, rawFrame, split } from "../_helpers/streams.ts";
 
 const SAMPLES: [string, unknown][] = [
   ["a map with strings and small integers", { type: "ping", id: 1, n: -5 }],

@@ -39,6 +39,7 @@
  * @module
  */
 
+import { CodedError } from "../coded_error.ts";
 import { importKey, openAsync, openSync, sealAsync, sealSync, SYNC_MAX_BYTES } from "./_aes_gcm.ts";
 import { concatBytes } from "../bytes.ts";
 import { buffer, generateX25519KeyPair, type KeyPair, x25519, x25519PublicKey } from "./_crypto.ts";
@@ -89,16 +90,8 @@ export type NoiseErrorCode =
   | "bad_state";
 
 /** Error raised by the Noise state objects. */
-export class NoiseError extends Error {
-  /** Machine-readable reason; see {@linkcode NoiseErrorCode}. */
-  readonly code: NoiseErrorCode;
-
-  /** Creates a Noise error with a reason code and a sentence-case message. */
-  constructor(code: NoiseErrorCode, message: string, options?: ErrorOptions) {
-    super(message, options);
-    this.name = "NoiseError";
-    this.code = code;
-  }
+export class NoiseError extends CodedError<NoiseErrorCode> {
+  override readonly name = "NoiseError";
 }
 
 const EMPTY = new Uint8Array(0);

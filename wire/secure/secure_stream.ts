@@ -45,6 +45,7 @@
  * @module
  */
 
+import { CodedError } from "../coded_error.ts";
 import { byteReaderOf, type ByteStream } from "../connection.ts";
 import { SYNC_MAX_BYTES } from "./_aes_gcm.ts";
 import { type ReplayGuard, TIMESTAMP_BYTES, timestampNow } from "./replay.ts";
@@ -113,9 +114,8 @@ export type SecureChannelErrorCode =
   | "io";
 
 /** Error raised by the handshake functions and {@linkcode SecureStream}. */
-export class SecureChannelError extends Error {
-  /** Machine-readable reason; see {@linkcode SecureChannelErrorCode}. */
-  readonly code: SecureChannelErrorCode;
+export class SecureChannelError extends CodedError<SecureChannelErrorCode> {
+  override readonly name = "SecureChannelError";
   /** For `untrusted_peer`: the rejected static public key, for logging. */
   readonly peerKey?: Uint8Array;
 
@@ -125,9 +125,7 @@ export class SecureChannelError extends Error {
     message: string,
     options?: ErrorOptions & { peerKey?: Uint8Array },
   ) {
-    super(message, options);
-    this.name = "SecureChannelError";
-    this.code = code;
+    super(code, message, options);
     if (options?.peerKey) this.peerKey = options.peerKey;
   }
 }

@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { AgentClient, AgentError } from "../../../ids/client/agent_client.ts";
 import { checkKernelInfo, MAX_BTF_BYTES } from "../../../ids/client/kernel_info.ts";
 import { encodeFrame, FrameReader, parseMessage, PROTOCOL_VERSION } from "../../../wire/mod.ts";
-import { FakeAgent, makeKeys } from "../../security/_support.ts";
+import { FakeAgent, makeKeys } from "../../_helpers/security.ts";
 
 const GOOD = {
   release: "6.1.0-28-amd64",

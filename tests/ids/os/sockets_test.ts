@@ -4,7 +4,7 @@
 import assert from "node:assert/strict";
 import { Btf } from "../../../ids/profile/btf.ts";
 import { KernelProfile } from "../../../ids/profile/profile.ts";
-import { collectHashWalk, encodeHashWalk } from "../../../ids/memory/hash.ts";
+import { collectHashWalk, encodeHashWalk, hashWalkSpec } from "../../../ids/memory/hash.ts";
 import { KernelMemory } from "../../../ids/memory/memory.ts";
 import { PageCache } from "../../../ids/memory/page_cache.ts";
 import { RangeCache } from "../../../ids/memory/range_cache.ts";
@@ -19,12 +19,12 @@ import {
   formatIPv4,
   formatIPv6,
   listSockets,
+  socketHashes,
   socketInfo,
   type SocketTables,
-  socketWalkSpec,
   tcpStateName,
 } from "../../../ids/os/sockets.ts";
-import { fixtureBtf, fixtureKallsyms, vmlinuxBtfBytes } from "../profile/_fixtures.ts";
+import { fixtureBtf, fixtureKallsyms, vmlinuxBtfBytes } from "../../_helpers/profile_fixtures.ts";
 
 const profile = new KernelProfile({
   release: "6.18",
@@ -123,13 +123,13 @@ Deno.test("the socket capture plan follows sk_socket for full sockets, rsk_liste
     link: 0,
   };
   const tables = { net: 0n, tcpListen: table, tcpEstablished: table, udp: table };
-  const bulk = socketWalkSpec(tables, plan, "bulk");
+  const bulk = hashWalkSpec(socketHashes(tables), plan, "bulk");
   assert.equal(bulk.ranges, undefined);
   assert.equal(bulk.span, Math.max(...plan.ranges.map((r) => r.offset + r.len)));
   assert.ok(bulk.span >= l.sk_uid.offset + 4 && bulk.span >= l.sk_socket.offset + 8);
   assert.deepEqual(bulk.follows.map((f) => f.span), [l.socketIno.offset + 8, l.sk_uid.offset + 4]);
   for (const mode of ["bulk", "fields"] as const) {
-    assert.ok(encodeHashWalk(socketWalkSpec(tables, plan, mode)).byteLength > 0);
+    assert.ok(encodeHashWalk(hashWalkSpec(socketHashes(tables), plan, mode)).byteLength > 0);
   }
 });
 
@@ -157,7 +157,7 @@ const records: BpfRecord[] = fixture.records.map((r) => ({
 async function capturedMemory(): Promise<KernelMemory> {
   const mem = new KernelMemory(new PageCache(4096), undefined, new RangeCache(4096));
   const plan = (await socketCapturePlan(profile))!;
-  collectHashWalk(records, mem, socketWalkSpec(fixtureTables, plan, "bulk"));
+  collectHashWalk(records, mem, hashWalkSpec(socketHashes(fixtureTables), plan, "bulk"));
   return mem;
 }
 

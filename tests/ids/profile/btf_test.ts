@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { Btf, BtfError, BtfKind } from "../../../ids/profile/btf.ts";
-import { buildBtf, fixtureBtf, testdata } from "./_fixtures.ts";
+import { buildBtf, fixtureBtf, testdata } from "../../_helpers/profile_fixtures.ts";
 
 Deno.test("Btf.parse() rejects a truncated header", () => {
   assert.throws(

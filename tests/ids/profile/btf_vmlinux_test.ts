@@ -2,7 +2,7 @@
 // the fixture was captured on (Linux 6.18, x86-64, CONFIG_MODULES off).
 import assert from "node:assert/strict";
 import { Btf } from "../../../ids/profile/btf.ts";
-import { vmlinuxBtfBytes } from "./_fixtures.ts";
+import { vmlinuxBtfBytes } from "../../_helpers/profile_fixtures.ts";
 
 const bytes = await vmlinuxBtfBytes();
 

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { DATA_SYMBOL_TYPES, Kallsyms, KallsymsError } from "../../../ids/profile/kallsyms.ts";
-import { fixtureKallsyms } from "./_fixtures.ts";
+import { fixtureKallsyms } from "../../_helpers/profile_fixtures.ts";
 
 Deno.test("Kallsyms.parse() reads core and module symbols as bigints", () => {
   const ksyms = fixtureKallsyms("guest-6.1");

@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { Btf } from "../../../ids/profile/btf.ts";
 import { Kallsyms } from "../../../ids/profile/kallsyms.ts";
 import { KernelProfile } from "../../../ids/profile/profile.ts";
-import { vmlinuxBtfBytes } from "./_fixtures.ts";
+import { vmlinuxBtfBytes } from "../../_helpers/profile_fixtures.ts";
 
 /** The data symbols the profile looks up; their addresses do not matter here. */
 const KALLSYMS = Kallsyms.parse(

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { KernelProfile, ProfileError } from "../../../ids/profile/profile.ts";
 import type { Btf } from "../../../ids/profile/btf.ts";
 import type { Kallsyms } from "../../../ids/profile/kallsyms.ts";
-import { fixtureBtf, fixtureKallsyms } from "./_fixtures.ts";
+import { fixtureBtf, fixtureKallsyms } from "../../_helpers/profile_fixtures.ts";
 
 function profile(btf: Btf, kallsyms: Kallsyms = fixtureKallsyms("guest-6.1")): KernelProfile {
   return new KernelProfile({ release: "test", btf, kallsyms, pageSize: 4096 });

@@ -3,7 +3,7 @@
 import assert from "node:assert/strict";
 import { Btf } from "../../../ids/profile/btf.ts";
 import { KernelProfile } from "../../../ids/profile/profile.ts";
-import { fixtureKallsyms, vmlinuxBtfBytes } from "./_fixtures.ts";
+import { fixtureKallsyms, vmlinuxBtfBytes } from "../../_helpers/profile_fixtures.ts";
 
 Deno.test("KernelProfile of a real 6.18 kernel has task layouts and no module list", async () => {
   const p = new KernelProfile({

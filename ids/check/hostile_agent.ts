@@ -9,8 +9,8 @@
  * @module
  */
 import { HOSTILE_AGENT, type HostileAnswer } from "../client/budget.ts";
-import type { AcquisitionCost } from "../guest.ts";
-import type { Alert, CheckReport } from "./alert.ts";
+import type { AcquisitionCost } from "../os/view.ts";
+import type { Alert, CheckReport } from "../detect/alert.ts";
 
 /** The alert for `error`; one alert per limit, so that repeated checks report it once. */
 export function hostileAgentAlert(error: HostileAnswer): Alert {

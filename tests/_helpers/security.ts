@@ -7,7 +7,6 @@
  * @module
  */
 import { concatBytes } from "../../wire/bytes.ts";
-import { startSleepers } from "../../ids/cli/workload.ts";
 import {
   generateIdentity,
   type Identity,
@@ -16,7 +15,7 @@ import {
 } from "../../wire/secure/keys.ts";
 import { acceptSecure, type SecureStream } from "../../wire/secure/secure_stream.ts";
 import type { ClientSecurity } from "../../ids/client/channel.ts";
-import { bpftoolPrograms, MAIN } from "../_helpers/agent.ts";
+import { bpftoolPrograms, bpftoolShow, MAIN } from "./agent.ts";
 
 // --- Deterministic randomness ----------------------------------------------------------------
 
@@ -637,22 +636,6 @@ export class FakeAgent {
   }
 }
 
-// --- Many processes at once ------------------------------------------------------------------
-
-/** Idle processes on the task list. */
-export interface Sleepers {
-  /** Their pids. */
-  pids: number[];
-  /** Kills them by pid and waits. */
-  [Symbol.asyncDispose](): Promise<void>;
-}
-
-/** Starts `count` idle processes at once (ids/cli/workload.ts), ended by pid on dispose. */
-export async function startManySleepers(count: number): Promise<Sleepers> {
-  const workload = await startSleepers(count);
-  return { pids: workload.pids, [Symbol.asyncDispose]: workload.stop };
-}
-
 // --- bpftool ---------------------------------------------------------------------------------
 
 /** One link as `bpftool link show --json` lists it. */
@@ -664,15 +647,7 @@ export interface BpfLinkInfo {
 
 /** The eBPF links in the kernel now. */
 export async function bpftoolLinks(): Promise<BpfLinkInfo[]> {
-  const output = await new Deno.Command("bpftool", {
-    args: ["link", "show", "--json"],
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  if (!output.success) {
-    throw new Error(`bpftool link show failed: ${new TextDecoder().decode(output.stderr)}`);
-  }
-  const list = JSON.parse(new TextDecoder().decode(output.stdout)) as BpfLinkInfo[];
+  const list = await bpftoolShow("link") as unknown as BpfLinkInfo[];
   return list.map(({ id, type, prog_id }) => ({ id, type, prog_id }));
 }
 

@@ -20,15 +20,23 @@ import {
 import { AgentError } from "../client/agent_client.ts";
 import { HostileAnswer } from "../client/budget.ts";
 import { hostileAgentReport } from "./hostile_agent.ts";
-import { type Alert, type CheckReport, SEVERITIES, type Skipped } from "./alert.ts";
-import { baselineDetector } from "./baseline_drift.ts";
-import { type Detector, type DetectorConfig, DetectorSkipped, type Snapshot } from "./detector.ts";
+import { type Alert, type CheckReport, SEVERITIES, type Skipped } from "../detect/alert.ts";
+import { baselineDetector } from "../detect/baseline_drift.ts";
+import {
+  type Detector,
+  type DetectorConfig,
+  DetectorSkipped,
+  type Snapshot,
+} from "../detect/detector.ts";
 import type { SocketInfo } from "../os/sockets.ts";
-import { policyDetector } from "./policy_violation.ts";
-import { hiddenModuleDetector } from "./hidden_module.ts";
-import { syscallHookDetector } from "./syscall_hook.ts";
-import { hiddenProcessDetector } from "./hidden_process.ts";
-import { credentialsDetector } from "./credentials.ts";
+import { policyDetector } from "../detect/policy_violation.ts";
+import { hiddenModuleDetector } from "../detect/hidden_module.ts";
+import { syscallHookDetector } from "../detect/syscall_hook.ts";
+import { hiddenProcessDetector } from "../detect/hidden_process.ts";
+import { credentialsDetector } from "../detect/credentials.ts";
+import { moduleView } from "../os/module_view.ts";
+import { processView } from "../os/process_view.ts";
+import { socketView } from "../os/socket_view.ts";
 
 /** Every detector, in the order they run. */
 export const DETECTORS: readonly Detector[] = [
@@ -77,9 +85,9 @@ export async function takeSnapshot(
   guest: Guest,
   mode: FetchMode = "bulk",
 ): Promise<MeasuredSnapshot> {
-  const acquired = await guest.processes(mode);
+  const acquired = await guest.acquire(processView(), mode);
   const processes = acquired.items;
-  const modulesAcquired = await guest.modules(mode);
+  const modulesAcquired = await guest.acquire(moduleView, mode);
   const modules = modulesAcquired.items;
   let acquisitionMisses = acquired.cost.misses + modulesAcquired.cost.misses;
   const first = processes[0];
@@ -90,7 +98,7 @@ export async function takeSnapshot(
   let listeningNote = guest.profile.socketsNote;
   if (guest.profile.sockets !== undefined) {
     try {
-      const sockets = await guest.sockets(mode);
+      const sockets = await guest.acquire(socketView, mode);
       acquisitionMisses += sockets.cost.misses;
       listening = listeningPorts(sockets.items);
     } catch (error) {
@@ -108,8 +116,9 @@ export async function takeSnapshot(
     processes,
     taskListStart: guest.profile.initTask ?? first.addr,
     modules,
-    retakeProcesses: async () => (await guest.processes(mode)).items,
-    retakeModules: async () => (await guest.modules(mode)).items,
+    // One attempt each: a torn retake is retried by the detector loop (checkOnce), not nested.
+    retakeProcesses: async () => (await guest.acquire(processView(), mode, 1)).items,
+    retakeModules: async () => (await guest.acquire(moduleView, mode, 1)).items,
     freshMemory: () => guest.memory(),
     captureList: (plan, head) => guest.captureList(acquired.memory, plan, head),
   };

@@ -19,8 +19,9 @@ import { FramedConnection } from "../../wire/connection.ts";
 import { chunkMessage, type Message } from "../../wire/protocol.ts";
 import type { SecureStream } from "../../wire/secure/secure_stream.ts";
 import { Guest } from "../../ids/guest.ts";
-import { FakeAgent, type KeySet, sleep, type TestAgent } from "./_support.ts";
+import { FakeAgent, type KeySet, sleep, type TestAgent } from "./security.ts";
 import assert from "node:assert/strict";
+import { processView } from "../../ids/os/process_view.ts";
 
 /** What the IDS asked, as the lie sees it. */
 export interface Asked {
@@ -306,7 +307,7 @@ export async function hashMasks(agent: TestAgent): Promise<{ lhash2: bigint; eha
   try {
     const l = guest.profile.sockets;
     assert.ok(l !== undefined, "this kernel's socket tables are known");
-    const init = (await guest.processes("bulk")).items.find((p) => p.pid === 1);
+    const init = (await guest.acquire(processView(), "bulk")).items.find((p) => p.pid === 1);
     assert.ok(init !== undefined);
     const mem = guest.memory();
     const nsproxy = await mem.u64(init.addr + BigInt(l.nsproxy.offset));

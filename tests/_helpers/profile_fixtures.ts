@@ -3,12 +3,12 @@
  * @module
  */
 
-import { Btf } from "../../../ids/profile/btf.ts";
-import { Kallsyms } from "../../../ids/profile/kallsyms.ts";
+import { Btf } from "../../ids/profile/btf.ts";
+import { Kallsyms } from "../../ids/profile/kallsyms.ts";
 
 /** Reads a file from tests/testdata. */
 export function testdata(path: string): Uint8Array {
-  return Deno.readFileSync(new URL(`../../testdata/${path}`, import.meta.url));
+  return Deno.readFileSync(new URL(`../testdata/${path}`, import.meta.url));
 }
 
 /** Parses tests/testdata/btf/<name>.btf. */

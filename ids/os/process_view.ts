@@ -1,0 +1,35 @@
+/**
+ * The process list as a {@linkcode View}: the task list from `init_task` (or,
+ * without it in kallsyms, from the agent's own task), read by `listTasks`.
+ *
+ * @module
+ */
+import { ALL } from "../memory/bulk.ts";
+import { taskCapturePlan } from "./plans.ts";
+import { listTasks, type ProcessInfo } from "./tasks.ts";
+import type { View } from "./view.ts";
+
+/**
+ * The processes (at most `limit`). The walker is asked for one task past the
+ * limits' ceiling (and the list's anchor, init_task, pid 0, which is walked
+ * but not listed), so that a longer list is seen as such.
+ */
+export function processView(limit?: number): View<ProcessInfo> {
+  return {
+    name: "processes",
+    async source(ctx) {
+      const maxTasks = ctx.limits.maxTasks;
+      return {
+        kind: "list",
+        bulk: "tasks",
+        addr: ctx.profile.initTask,
+        isHead: false,
+        limit: Math.min(limit === undefined ? ALL : limit + 1, maxTasks + 1),
+        plan: await taskCapturePlan(ctx.profile),
+      };
+    },
+    read(ctx, mem, start) {
+      return listTasks(mem, ctx.profile, { start, limit, maxTasks: ctx.limits.maxTasks });
+    },
+  };
+}

@@ -1,0 +1,83 @@
+/**
+ * The TCP and UDP sockets as {@linkcode View}s: the initial network
+ * namespace's hash tables (found once per guest, from pid 1's
+ * `nsproxy->net_ns`), read by `listSockets`; empty when the kernel's socket
+ * tables are unknown (see `profile.socketsNote`).
+ *
+ * @module
+ */
+import type { KernelMemory } from "../memory/memory.ts";
+import { socketCapturePlan } from "./plans.ts";
+import {
+  findInit,
+  findSocketTables,
+  listSockets,
+  type NamespacedSocketInfo,
+  netNamespaceInums,
+  type SocketEntry,
+  socketHashes,
+  type SocketInfo,
+  socketInfo,
+  type SocketTables,
+} from "./sockets.ts";
+import type { View, ViewContext, ViewSource } from "./view.ts";
+
+/**
+ * The initial network namespace's socket tables, found on first use from
+ * pid 1's `nsproxy->net_ns` (that acquisition's cost includes it); undefined
+ * when the kernel's are unknown.
+ */
+export async function socketTablesOf(
+  ctx: ViewContext,
+  mem: KernelMemory,
+): Promise<SocketTables | undefined> {
+  const profile = ctx.profile;
+  if (profile.sockets === undefined) return undefined;
+  return await ctx.remember("socket tables", async () => {
+    const init = await findInit(mem, profile, await ctx.agentTask(mem));
+    return await findSocketTables(mem, profile, init, ctx.limits.maxHashBuckets);
+  });
+}
+
+async function socketSource(ctx: ViewContext, mem: KernelMemory): Promise<ViewSource | undefined> {
+  const tables = await socketTablesOf(ctx, mem);
+  const plan = await socketCapturePlan(ctx.profile);
+  if (tables === undefined || plan === undefined) return undefined;
+  return { kind: "hash", tables: socketHashes(tables), plan };
+}
+
+async function entries(
+  ctx: ViewContext,
+  mem: KernelMemory,
+  allNamespaces: boolean,
+): Promise<SocketEntry[]> {
+  const tables = await socketTablesOf(ctx, mem);
+  if (tables === undefined) return [];
+  return await listSockets(mem, ctx.profile, tables, { allNamespaces });
+}
+
+/**
+ * The TCP and UDP sockets (IPv4 and IPv6) of the guest's initial network
+ * namespace, as its /proc/net/{tcp,tcp6,udp,udp6} shows them.
+ */
+export const socketView: View<SocketInfo> = {
+  name: "sockets",
+  source: socketSource,
+  read: async (ctx, mem) => (await entries(ctx, mem, false)).map(socketInfo),
+};
+
+/**
+ * Like {@linkcode socketView}, but the sockets of every network namespace
+ * that shares the initial namespace's tables, each with its namespace's inode
+ * number (`netns`, as in `net:[4026531833]`). The walk fetches the sockets
+ * only: in `bulk` and `fields` mode each namespace costs a page read.
+ */
+export const namespacedSocketView: View<NamespacedSocketInfo> = {
+  name: "sockets",
+  source: socketSource,
+  async read(ctx, mem) {
+    const found = await entries(ctx, mem, true);
+    const inums = await netNamespaceInums(mem, ctx.profile, found.map((e) => e.net));
+    return found.map((e) => ({ ...socketInfo(e), netns: inums.get(e.net) ?? 0 }));
+  },
+};
