@@ -40,6 +40,8 @@ export {
   isTornSnapshot,
   parseFetchMode,
 } from "./os/view.ts";
+import { credLayout, taskLayout } from "./os/tasks_layout.ts";
+import { moduleLayout } from "./os/modules_layout.ts";
 
 /** A result and what it cost. */
 export interface Acquired<T> {
@@ -136,6 +138,11 @@ export class Guest {
         kallsyms: Kallsyms.parse(kallsyms),
         pageSize: info.page_size,
       });
+      // The views decide their layouts on first use; these are decided now, so that a kernel
+      // whose task_struct, cred or struct module lacks what the views read is refused at connect.
+      taskLayout(profile);
+      credLayout(profile);
+      moduleLayout(profile);
       const guest = new Guest(client, profile, limits);
       progress("loading the eBPF programs");
       await guest.#programs.preload([

@@ -37,6 +37,7 @@ import { credentialsDetector } from "../detect/credentials.ts";
 import { moduleView } from "../os/module_view.ts";
 import { processView } from "../os/process_view.ts";
 import { socketView } from "../os/socket_view.ts";
+import { socketLayout, socketLayoutNote } from "../os/sockets_layout.ts";
 
 /** Every detector, in the order they run. */
 export const DETECTORS: readonly Detector[] = [
@@ -95,8 +96,8 @@ export async function takeSnapshot(
   // Without the sockets (tables unknown, or their walker refused by this kernel) the other
   // checks still run; the report says why listening sockets were not checked.
   let listening: string[] | undefined;
-  let listeningNote = guest.profile.socketsNote;
-  if (guest.profile.sockets !== undefined) {
+  let listeningNote = socketLayoutNote(guest.profile);
+  if (socketLayout(guest.profile) !== undefined) {
     try {
       const sockets = await guest.acquire(socketView, mode);
       acquisitionMisses += sockets.cost.misses;

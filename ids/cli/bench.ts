@@ -26,6 +26,7 @@ import { startSleepers, type Workload } from "./workload.ts";
 import { moduleView } from "../os/module_view.ts";
 import { processView } from "../os/process_view.ts";
 import { socketView } from "../os/socket_view.ts";
+import { moduleLayoutNote } from "../os/modules_layout.ts";
 
 /** Options of `ids bench`. */
 export interface BenchOptions extends ConnectOptions {
@@ -222,7 +223,7 @@ export async function benchGuest(
     ratio_fields_over_ping: ratio(m.fields?.median_ms, ping.median_ms),
     modules: {
       ...modules,
-      note: guest.profile.modulesNote ?? null,
+      note: moduleLayoutNote(guest.profile) ?? null,
       ratio_page_over_bulk: ratio(modules.modes.page?.median_ms, modules.modes.bulk?.median_ms),
     },
     scales,

@@ -14,6 +14,7 @@ import { withGuest } from "./session.ts";
 import type { ProcessInfo } from "../os/tasks.ts";
 import { moduleView } from "../os/module_view.ts";
 import { processView } from "../os/process_view.ts";
+import { moduleLayoutNote } from "../os/modules_layout.ts";
 
 function procPids(): Set<number> {
   const pids = new Set<number>();
@@ -41,7 +42,8 @@ export function demo(): Promise<number> {
 
     const modules = await guest.acquire(moduleView, "bulk");
     console.log(`\nModules (${modules.items.length})`);
-    if (guest.profile.modulesNote) console.log(`note: ${guest.profile.modulesNote}`);
+    const note = moduleLayoutNote(guest.profile);
+    if (note) console.log(`note: ${note}`);
     else console.log(moduleTable(modules.items));
 
     const checks: [string, boolean, string][] = [];

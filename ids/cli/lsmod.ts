@@ -8,6 +8,7 @@ import type { FetchMode } from "../guest.ts";
 import { moduleJson, moduleTable } from "./format.ts";
 import { type ConnectOptions, withGuest } from "./session.ts";
 import { moduleView } from "../os/module_view.ts";
+import { moduleLayoutNote } from "../os/modules_layout.ts";
 
 /** Options of `ids lsmod`. */
 export interface LsmodOptions extends ConnectOptions {
@@ -23,7 +24,7 @@ export function lsmod(options: LsmodOptions): Promise<number> {
     progress.step(`walking the module list (${options.fetch} mode)`);
     const { items } = await guest.acquire(moduleView, options.fetch);
     progress.done();
-    const note = guest.profile.modulesNote;
+    const note = moduleLayoutNote(guest.profile);
     if (note !== undefined) console.error(`note: ${note}`);
     console.log(
       options.json

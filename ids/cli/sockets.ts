@@ -10,6 +10,7 @@ import { socketJson, socketTable, table } from "./format.ts";
 import { type ConnectOptions, withGuest } from "./session.ts";
 import { namespacedSocketView, socketView } from "../os/socket_view.ts";
 import { type UnixSocketInfo, unixSocketView } from "../os/unix_sockets.ts";
+import { socketLayoutNote } from "../os/sockets_layout.ts";
 
 /** Options of `ids sockets`. */
 export interface SocketsOptions extends ConnectOptions {
@@ -40,7 +41,7 @@ export function sockets(options: SocketsOptions): Promise<number> {
       ? await guest.acquire(namespacedSocketView, options.fetch)
       : await guest.acquire(socketView, options.fetch);
     progress.done();
-    const note = guest.profile.socketsNote;
+    const note = socketLayoutNote(guest.profile);
     if (note !== undefined) console.error(`note: ${note}`);
     console.log(
       options.json

@@ -21,6 +21,7 @@ import { type Alert, hex } from "./alert.ts";
 import type { Detector } from "./detector.ts";
 import { isRootProcess } from "./baseline.ts";
 import { matches } from "./policy.ts";
+import { taskLayout } from "../os/tasks_layout.ts";
 
 /**
  * The address of `init_cred`: from kallsyms, or what `init_task.cred` points
@@ -38,12 +39,12 @@ async function initCred(
   if (initTask === undefined) {
     const init = processes.find((p) => p.pid === 1);
     if (init === undefined) return undefined;
-    const tasks = profile.tasks.tasks.offset;
+    const tasks = taskLayout(profile).tasks.offset;
     const prev = await mem.u64(init.addr + BigInt(tasks + profile.listHead.prev.offset));
     initTask = prev - BigInt(tasks);
-    if (await mem.i32(initTask + BigInt(profile.tasks.pid.offset)) !== 0) return undefined;
+    if (await mem.i32(initTask + BigInt(taskLayout(profile).pid.offset)) !== 0) return undefined;
   }
-  return await mem.u64(initTask + BigInt(profile.tasks.cred.offset));
+  return await mem.u64(initTask + BigInt(taskLayout(profile).cred.offset));
 }
 
 /** Reports user tasks on `init_cred` and root processes of non-root parents. */
@@ -59,8 +60,8 @@ export const credentialsDetector: Detector = {
       if (p.kthread) continue;
       const who = { pid: p.pid, ppid: p.ppid, comm: p.comm, uid: p.uid, euid: p.euid };
       if (rootCred !== undefined) {
-        const cred = await mem.u64(p.addr + BigInt(profile.tasks.cred.offset));
-        const realCred = await mem.u64(p.addr + BigInt(profile.tasks.real_cred.offset));
+        const cred = await mem.u64(p.addr + BigInt(taskLayout(profile).cred.offset));
+        const realCred = await mem.u64(p.addr + BigInt(taskLayout(profile).real_cred.offset));
         if (cred === rootCred || realCred === rootCred) {
           alerts.push({
             detector: "credentials",

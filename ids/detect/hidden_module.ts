@@ -17,12 +17,13 @@ import {
   findModuleKset,
   listModuleKobjects,
   type ModuleKobject,
+  moduleKobjectPlan,
   moduleKsetLinks,
 } from "../os/module_kset.ts";
-import { moduleKobjectPlan } from "../os/plans.ts";
 import { readModule } from "../os/modules.ts";
 import { type Alert, hex } from "./alert.ts";
 import { type Detector, DetectorSkipped } from "./detector.ts";
+import { moduleLayout, moduleLayoutNote } from "../os/modules_layout.ts";
 
 /** Reports modules in the kset that the module list does not hold. */
 export const hiddenModuleDetector: Detector = {
@@ -30,8 +31,8 @@ export const hiddenModuleDetector: Detector = {
   description: "modules in /sys/module's kset that the module list does not hold",
   async run(snapshot) {
     const { profile, mem } = snapshot;
-    if (profile.modules === undefined) {
-      throw new DetectorSkipped(profile.modulesNote ?? "kernel has no module list");
+    if (moduleLayout(profile) === undefined) {
+      throw new DetectorSkipped(moduleLayoutNote(profile) ?? "kernel has no module list");
     }
     const kset = await findModuleKset(mem, profile, snapshot.modules);
     if (kset === undefined) {

@@ -17,6 +17,7 @@ import { isKernelAddress } from "../os/list.ts";
 import { readTask } from "../os/tasks.ts";
 import { type Alert, hex } from "./alert.ts";
 import type { Detector } from "./detector.ts";
+import { taskLayout } from "../os/tasks_layout.ts";
 
 /** A pid that changes while it is looked up is one that is being freed: not a hidden task. */
 function ignoreTorn(error: unknown): undefined {
@@ -30,7 +31,7 @@ export const hiddenProcessDetector: Detector = {
   description: "tasks in the PID namespace's IDR that the task list does not hold",
   async run(snapshot) {
     const { profile, mem } = snapshot;
-    const leaderOffset = BigInt(profile.tasks.group_leader.offset);
+    const leaderOffset = BigInt(taskLayout(profile).group_leader.offset);
     const namespace = await initPidNamespace(mem, profile, snapshot.taskListStart);
     const listed = new Set(snapshot.processes.map((p) => p.addr));
     // Thread-group leaders whose pid is allocated, by the pid number that led to them. The

@@ -8,6 +8,8 @@
  */
 import { formatAddress } from "../memory/address.ts";
 import type { MemoryReader } from "../memory/memory.ts";
+import type { CapturePlan } from "../memory/plan.ts";
+import { recordPlan } from "../memory/plan_recorder.ts";
 import type { KernelProfile } from "../profile/profile.ts";
 import { isKernelAddress, ListWalkError } from "./list.ts";
 import type { ModuleInfo } from "./modules.ts";
@@ -89,4 +91,12 @@ export async function listModuleKobjects(
     node = await mem.u64(node);
   }
   return found;
+}
+
+/** What `listModuleKobjects` reads of each kobject of the module kset (and its name). */
+export function moduleKobjectPlan(profile: KernelProfile): Promise<CapturePlan> {
+  return recordPlan(
+    (mem, kobject) => readModuleKobject(mem, profile, kobject),
+    moduleKsetLinks(profile).link,
+  );
 }

@@ -1,19 +1,36 @@
 /**
  * The module list as a {@linkcode View}: the `modules` list, read by
- * `listModules`; empty on a kernel without modules (see `profile.modulesNote`).
+ * `listModules`; empty on a kernel without modules (see `moduleLayoutNote`).
  *
  * @module
  */
 import { ALL } from "../memory/bulk.ts";
-import { listModules, type ModuleInfo } from "./modules.ts";
-import { moduleCapturePlan } from "./plans.ts";
-import type { View } from "./view.ts";
+import type { CapturePlan } from "../memory/plan.ts";
+import { recordPlan } from "../memory/plan_recorder.ts";
+import type { KernelProfile } from "../profile/profile.ts";
+import { listModules, type ModuleInfo, readModule } from "./modules.ts";
+import { moduleLayout } from "./modules_layout.ts";
+import { memoized, type View } from "./view.ts";
+
+/**
+ * What `listModules` reads of each struct module, for `fields` mode (learned
+ * from `readModule`); undefined without module support.
+ */
+export const moduleCapturePlan: (profile: KernelProfile) => Promise<CapturePlan | undefined> =
+  memoized(async (profile) => {
+    const layout = moduleLayout(profile);
+    if (layout === undefined) return undefined;
+    return await recordPlan(
+      (mem, mod) => readModule(mem, profile, mod),
+      layout.list.offset + profile.listHead.next.offset,
+    );
+  });
 
 /** The loaded modules, as /proc/modules lists them. */
 export const moduleView: View<ModuleInfo> = {
   name: "modules",
   async source(ctx) {
-    const layout = ctx.profile.modules;
+    const layout = moduleLayout(ctx.profile);
     const plan = await moduleCapturePlan(ctx.profile);
     if (layout === undefined || plan === undefined) return undefined;
     return { kind: "list", bulk: "modules", addr: layout.listHead, isHead: true, limit: ALL, plan };

@@ -7,6 +7,7 @@
 import type { MemoryReader } from "../memory/memory.ts";
 import type { KernelProfile } from "../profile/profile.ts";
 import { listFromHead, ListWalkError } from "./list.ts";
+import { moduleLayout, moduleLayoutNote, moduleStateName } from "./modules_layout.ts";
 
 /** One loaded module. */
 export interface ModuleInfo {
@@ -38,13 +39,15 @@ export async function readModule(
   profile: KernelProfile,
   mod: bigint,
 ): Promise<ModuleInfo> {
-  const layout = profile.modules;
-  if (layout === undefined) throw new Error(profile.modulesNote ?? "Kernel has no module list");
+  const layout = moduleLayout(profile);
+  if (layout === undefined) {
+    throw new Error(moduleLayoutNote(profile) ?? "Kernel has no module list");
+  }
   const at = (offset: number) => mod + BigInt(offset);
   let size = 0;
   for (const part of layout.memory.sizes) size += await mem.u32(at(part.offset));
   const state = await mem.u32(at(layout.state.offset));
-  const stateName = profile.moduleStateName(state);
+  const stateName = moduleStateName(profile, state);
   return {
     name: await mem.cString(at(layout.name.offset), layout.name.length),
     base: await mem.u64(at(layout.memory.base.offset)),
@@ -57,13 +60,13 @@ export async function readModule(
 /**
  * Lists the modules on the module list, in list order (newest first, like
  * /proc/modules). A kernel without module support has an empty list: the
- * profile's `modulesNote` says why.
+ * `moduleLayoutNote` says why.
  */
 export async function listModules(
   mem: MemoryReader,
   profile: KernelProfile,
 ): Promise<ModuleInfo[]> {
-  const layout = profile.modules;
+  const layout = moduleLayout(profile);
   if (layout === undefined) return [];
   const modules: ModuleInfo[] = [];
   const walk = listFromHead(mem, layout.listHead, {

@@ -5,9 +5,26 @@
  * @module
  */
 import { ALL } from "../memory/bulk.ts";
-import { taskCapturePlan } from "./plans.ts";
-import { listTasks, type ProcessInfo } from "./tasks.ts";
-import type { View } from "./view.ts";
+import type { CapturePlan } from "../memory/plan.ts";
+import { recordPlan } from "../memory/plan_recorder.ts";
+import type { KernelProfile } from "../profile/profile.ts";
+import { listTasks, type ProcessInfo, readTask } from "./tasks.ts";
+import { taskLayout } from "./tasks_layout.ts";
+import { memoized, type View } from "./view.ts";
+
+/**
+ * What `listTasks` reads of each task_struct, its real_cred and its
+ * real_parent, for `fields` mode: learned from `readTask` itself (see
+ * ids/memory/plan_recorder.ts).
+ */
+export const taskCapturePlan: (profile: KernelProfile) => Promise<CapturePlan> = memoized((
+  profile,
+) =>
+  recordPlan(
+    (mem, task) => readTask(mem, profile, task),
+    taskLayout(profile).tasks.offset + profile.listHead.next.offset,
+  )
+);
 
 /**
  * The processes (at most `limit`). The walker is asked for one task past the

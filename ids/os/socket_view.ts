@@ -2,25 +2,64 @@
  * The TCP and UDP sockets as {@linkcode View}s: the initial network
  * namespace's hash tables (found once per guest, from pid 1's
  * `nsproxy->net_ns`), read by `listSockets`; empty when the kernel's socket
- * tables are unknown (see `profile.socketsNote`).
+ * tables are unknown (see `socketLayoutNote`).
  *
  * @module
  */
 import type { KernelMemory } from "../memory/memory.ts";
-import { socketCapturePlan } from "./plans.ts";
+import { type GuardedPlan, type PlanCase, recordGuardedPlan } from "../memory/plan_recorder.ts";
+import type { KernelProfile } from "../profile/profile.ts";
 import {
   findInit,
   findSocketTables,
   listSockets,
   type NamespacedSocketInfo,
   netNamespaceInums,
+  readSocket,
+  SOCKET_FAMILIES,
+  SOCKET_STATE_RANGE,
   type SocketEntry,
   socketHashes,
   type SocketInfo,
   socketInfo,
   type SocketTables,
+  TCP_ONLY_STATES,
 } from "./sockets.ts";
-import type { View, ViewContext, ViewSource } from "./view.ts";
+import { socketLayout } from "./sockets_layout.ts";
+import { memoized, type View, type ViewContext, type ViewSource } from "./view.ts";
+
+/**
+ * What `listSockets` reads of each socket on the TCP and UDP tables, for every
+ * family and state, for `fields` mode (learned from `readSocket`; the guard is
+ * `skc_state`: TCP's TIME_WAIT and request sockets read other members and
+ * follow other pointers than full sockets; UDP sockets are never in those
+ * states); undefined without the socket tables.
+ */
+export const socketCapturePlan: (profile: KernelProfile) => Promise<GuardedPlan | undefined> =
+  memoized(recordSocketPlan);
+
+async function recordSocketPlan(profile: KernelProfile): Promise<GuardedPlan | undefined> {
+  const layout = socketLayout(profile);
+  if (layout === undefined) return undefined;
+  const cases: PlanCase[] = [];
+  for (const proto of ["tcp", "udp"] as const) {
+    for (const family of SOCKET_FAMILIES) {
+      for (let state = 0; state < SOCKET_STATE_RANGE; state++) {
+        if (proto === "udp" && TCP_ONLY_STATES.includes(state)) continue;
+        cases.push({
+          read: (mem, sk) => readSocket(mem, profile, sk, proto),
+          preset: new Map([
+            [layout.skc_family.offset, family & 0xff],
+            [layout.skc_family.offset + 1, family >> 8],
+            [layout.skc_state.offset, state],
+          ]),
+        });
+      }
+    }
+  }
+  const links = [layout.ehashBucket, layout.listenBucket, layout.udpBucket].map((b) => b.link);
+  return await recordGuardedPlan(cases, [...new Set(links)], layout.skc_state.offset);
+}
 
 /**
  * The initial network namespace's socket tables, found on first use from
@@ -32,7 +71,7 @@ export async function socketTablesOf(
   mem: KernelMemory,
 ): Promise<SocketTables | undefined> {
   const profile = ctx.profile;
-  if (profile.sockets === undefined) return undefined;
+  if (socketLayout(profile) === undefined) return undefined;
   return await ctx.remember("socket tables", async () => {
     const init = await findInit(mem, profile, await ctx.agentTask(mem));
     return await findSocketTables(mem, profile, init, ctx.limits.maxHashBuckets);

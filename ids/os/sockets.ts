@@ -5,14 +5,21 @@
  * hash (`inet_hashinfo.ehash`, which also holds TIME_WAIT and request
  * sockets), and UDP's `udp_table.hash`. The tables are found from a task's
  * network namespace (`nsproxy->net_ns`), without data symbols where the
- * kernel allows (see the profile's `SocketLayout`).
+ * kernel allows (see ids/os/sockets_layout.ts).
  *
  * @module
  */
 import { formatAddress } from "../memory/address.ts";
 import type { MemoryReader } from "../memory/memory.ts";
 import type { HashTable } from "../memory/hash.ts";
-import type { KernelProfile, SocketBucketLayout, SocketLayout } from "../profile/profile.ts";
+import type { KernelProfile } from "../profile/profile.ts";
+import {
+  type SocketBucketLayout,
+  type SocketLayout,
+  socketLayout,
+  socketLayoutNote,
+} from "./sockets_layout.ts";
+import { taskLayout } from "./tasks_layout.ts";
 import { isKernelAddress, ListWalkError, readChain } from "./list.ts";
 import { HostileAnswer } from "../client/budget.ts";
 
@@ -120,8 +127,10 @@ const MAX_ANCESTORS = 4096;
 
 /** The `SocketLayout`, or the reason there is none. */
 function layoutOf(profile: KernelProfile): SocketLayout {
-  const layout = profile.sockets;
-  if (layout === undefined) throw new Error(profile.socketsNote ?? "Kernel has no socket tables");
+  const layout = socketLayout(profile);
+  if (layout === undefined) {
+    throw new Error(socketLayoutNote(profile) ?? "Kernel has no socket tables");
+  }
   return layout;
 }
 
@@ -134,7 +143,7 @@ export async function findInit(
   profile: KernelProfile,
   task: bigint,
 ): Promise<bigint> {
-  const t = profile.tasks;
+  const t = taskLayout(profile);
   let current = task;
   for (let i = 0; i < MAX_ANCESTORS; i++) {
     if (await mem.i32(current + BigInt(t.tgid.offset)) === 1) return current;
@@ -414,7 +423,7 @@ export async function listSockets(
   await readTable(mem, profile, tables.tcpEstablished, "tcp", all, seen);
   if (tables.udp !== undefined) await readTable(mem, profile, tables.udp, "udp", all, seen);
   // Without network namespaces (no skc_net) every socket is the initial namespace's.
-  if (options.allNamespaces || profile.sockets?.skc_net === undefined) return all;
+  if (options.allNamespaces || socketLayout(profile)?.skc_net === undefined) return all;
   return all.filter((s) => s.net === tables.net);
 }
 

@@ -10,6 +10,7 @@ import type { MemoryReader } from "../memory/memory.ts";
 import type { KernelProfile } from "../profile/profile.ts";
 import { listFrom } from "./list.ts";
 import { HostileAnswer } from "../client/budget.ts";
+import { credLayout, taskLayout } from "./tasks_layout.ts";
 
 /** One process, as the kernel holds it. */
 export interface ProcessInfo {
@@ -78,7 +79,8 @@ export async function readTask(
   profile: KernelProfile,
   task: bigint,
 ): Promise<ProcessInfo> {
-  const t = profile.tasks;
+  const t = taskLayout(profile);
+  const c = credLayout(profile);
   const at = (offset: number) => task + BigInt(offset);
   const realCred = await mem.u64(at(t.real_cred.offset));
   const realParent = await mem.u64(at(t.real_parent.offset));
@@ -90,9 +92,9 @@ export async function readTask(
     tgid: await mem.i32(at(t.tgid.offset)),
     ppid: realParent === 0n ? 0 : await mem.i32(realParent + BigInt(t.tgid.offset)),
     comm: await mem.cString(at(t.comm.offset), t.comm.size),
-    uid: await cred(profile.cred.uid.offset),
-    euid: await cred(profile.cred.euid.offset),
-    gid: await cred(profile.cred.gid.offset),
+    uid: await cred(c.uid.offset),
+    euid: await cred(c.euid.offset),
+    gid: await cred(c.gid.offset),
     state: stateLetter(state, await mem.i32(at(t.exit_state.offset))),
     kthread: ((await mem.u32(at(t.flags.offset))) & PF_KTHREAD) !== 0,
     addr: task,
@@ -118,8 +120,9 @@ export async function listTasks(
     );
   }
   const limit = options.limit ?? Infinity;
-  const linkOffset = BigInt(profile.tasks.tasks.offset + profile.listHead.next.offset);
-  const containerOffset = BigInt(profile.tasks.tasks.offset);
+  const tasks = taskLayout(profile).tasks;
+  const linkOffset = BigInt(tasks.offset + profile.listHead.next.offset);
+  const containerOffset = BigInt(tasks.offset);
   const processes: ProcessInfo[] = [];
   const maxTasks = Math.min(options.maxTasks ?? PID_MAX_LIMIT, PID_MAX_LIMIT);
   const walk = listFrom(mem, start, {

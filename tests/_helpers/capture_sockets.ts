@@ -28,12 +28,12 @@ import { KernelMemory } from "../../ids/memory/memory.ts";
 import { PageCache } from "../../ids/memory/page_cache.ts";
 import { ProgramSet } from "../../ids/memory/programs.ts";
 import { RangeCache } from "../../ids/memory/range_cache.ts";
-import { socketCapturePlan } from "../../ids/os/plans.ts";
 import { listSockets, socketHashes, socketInfo } from "../../ids/os/sockets.ts";
 import { hex } from "../../ids/cli/format.ts";
 import { readProcNet, socketKey } from "./proc_net.ts";
 import { gzip, MEMORY_FIXTURE_DIR, type SocketFixture, toBase64 } from "./memory_fixture.ts";
 import { socketTablesOf } from "../../ids/os/socket_view.ts";
+import { socketCapturePlan } from "../../ids/os/socket_view.ts";
 
 const tableJson = (t: HashTable) => ({ ...t, base: hex(t.base) });
 

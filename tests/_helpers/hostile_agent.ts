@@ -22,6 +22,8 @@ import { Guest } from "../../ids/guest.ts";
 import { FakeAgent, type KeySet, sleep, type TestAgent } from "./security.ts";
 import assert from "node:assert/strict";
 import { processView } from "../../ids/os/process_view.ts";
+import { taskLayout } from "../../ids/os/tasks_layout.ts";
+import { socketLayout } from "../../ids/os/sockets_layout.ts";
 
 /** What the IDS asked, as the lie sees it. */
 export interface Asked {
@@ -294,7 +296,7 @@ export function endlessTasks(t: TaskMembers): Lie {
 export async function taskMembers(agent: TestAgent): Promise<TaskMembers> {
   const guest = await Guest.open(agent.url, agent.security);
   try {
-    const t = guest.profile.tasks;
+    const t = taskLayout(guest.profile);
     return { size: t.size, tasks: t.tasks.offset, pid: t.pid.offset, tgid: t.tgid.offset };
   } finally {
     guest.close();
@@ -305,7 +307,7 @@ export async function taskMembers(agent: TestAgent): Promise<TaskMembers> {
 export async function hashMasks(agent: TestAgent): Promise<{ lhash2: bigint; ehash: bigint }> {
   const guest = await Guest.open(agent.url, agent.security);
   try {
-    const l = guest.profile.sockets;
+    const l = socketLayout(guest.profile);
     assert.ok(l !== undefined, "this kernel's socket tables are known");
     const init = (await guest.acquire(processView(), "bulk")).items.find((p) => p.pid === 1);
     assert.ok(init !== undefined);

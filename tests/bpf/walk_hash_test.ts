@@ -15,10 +15,11 @@ import { KernelMemory } from "../../ids/memory/memory.ts";
 import { PageCache } from "../../ids/memory/page_cache.ts";
 import { RangeCache } from "../../ids/memory/range_cache.ts";
 import { listSockets, socketHashes } from "../../ids/os/sockets.ts";
-import { socketCapturePlan } from "../../ids/os/plans.ts";
 import type { Guest } from "../../ids/guest.ts";
 import { IS_ROOT, withGuest } from "../_helpers/agent.ts";
 import { socketTablesOf } from "../../ids/os/socket_view.ts";
+import { socketCapturePlan } from "../../ids/os/socket_view.ts";
+import { socketLayoutNote } from "../../ids/os/sockets_layout.ts";
 
 /** Runs a walk to its end; returns its records and fires. */
 function walk(program: LoadedProgram, spec: HashWalkSpec, limit?: number) {
@@ -56,7 +57,7 @@ Deno.test({
       const looped = LoadedProgram.load("walk_hash", bpfObject("walk_hash"));
       try {
         const tables = await socketTablesOf(guest.context, guest.memory());
-        assert.ok(tables, guest.profile.socketsNote);
+        assert.ok(tables, socketLayoutNote(guest.profile));
         const plan = (await socketCapturePlan(guest.profile))!;
         const specs = {
           pages: hashWalkSpec(socketHashes(tables), plan, "bulk"),

@@ -5,6 +5,7 @@
 import assert from "node:assert/strict";
 import { IS_ROOT, withGuest } from "../_helpers/agent.ts";
 import { moduleView } from "../../ids/os/module_view.ts";
+import { moduleLayout, moduleLayoutNote } from "../../ids/os/modules_layout.ts";
 
 function procModulesText(): string | undefined {
   try {
@@ -32,8 +33,8 @@ Deno.test({
   ignore: !IS_ROOT || hasModules,
   fn: () =>
     withGuest(async (guest) => {
-      assert.match(guest.profile.modulesNote ?? "", /Kernel has no module list/);
-      assert.equal(guest.profile.modules, undefined);
+      assert.match(moduleLayoutNote(guest.profile) ?? "", /Kernel has no module list/);
+      assert.equal(moduleLayout(guest.profile), undefined);
       for (const mode of ["page", "bulk"] as const) {
         const { items } = await guest.acquire(moduleView, mode);
         assert.deepEqual(items, [], `${mode} mode`);
@@ -46,7 +47,7 @@ Deno.test({
   ignore: !IS_ROOT || !hasModules,
   fn: () =>
     withGuest(async (guest) => {
-      assert.equal(guest.profile.modulesNote, undefined);
+      assert.equal(moduleLayoutNote(guest.profile), undefined);
       const before = procModules(procModulesText() ?? "");
       const page = await guest.acquire(moduleView, "page");
       const bulk = await guest.acquire(moduleView, "bulk");

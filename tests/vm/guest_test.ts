@@ -31,6 +31,8 @@ import { moduleView } from "../../ids/os/module_view.ts";
 import { namespacedSocketView, socketView } from "../../ids/os/socket_view.ts";
 import { processView } from "../../ids/os/process_view.ts";
 import { unixSocketView } from "../../ids/os/unix_sockets.ts";
+import { taskLayout } from "../../ids/os/tasks_layout.ts";
+import { moduleLayout } from "../../ids/os/modules_layout.ts";
 
 const QEMU = hasQemu();
 const SKIP = !QEMU && Deno.env.get("EBPFMONITOR_SKIP_VM") === "1";
@@ -311,9 +313,9 @@ for (const kernel of KERNELS) {
             };
             const p = guest.profile;
             const offsets = {
-              tasks: p.tasks.tasks.offset,
+              tasks: taskLayout(p).tasks.offset,
               children: p.member("task_struct", "children").offset,
-              pid: p.tasks.pid.offset,
+              pid: taskLayout(p).pid.offset,
             };
             // 5.10 can load only the bounded walkers (no bpf_loop); newer kernels both.
             const variants = WALKER_VARIANT[kernel] === "loop"
@@ -325,7 +327,7 @@ for (const kernel of KERNELS) {
                 variant,
                 offsets,
                 BOUNDED_BATCH + 1,
-                p.modules?.listHead,
+                moduleLayout(p)?.listHead,
               );
             }
           },

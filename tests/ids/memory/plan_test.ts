@@ -13,10 +13,11 @@ import {
   storeFields,
 } from "../../../ids/memory/plan.ts";
 import { RangeCache } from "../../../ids/memory/range_cache.ts";
-import { taskCapturePlan } from "../../../ids/os/plans.ts";
 import { listTasks } from "../../../ids/os/tasks.ts";
 import { hex } from "../../../ids/cli/format.ts";
 import { fixtureCache, fixtureProfile, loadMemoryFixture } from "../../_helpers/memory_fixture.ts";
+import { taskCapturePlan } from "../../../ids/os/process_view.ts";
+import { credLayout, taskLayout } from "../../../ids/os/tasks_layout.ts";
 
 const fixture = await loadMemoryFixture("host-6.18");
 const profile = await fixtureProfile(fixture);
@@ -77,7 +78,7 @@ Deno.test("encodePlan() refuses plans the walker cannot carry out", () => {
 
 Deno.test("the task plan is learned from readTask: its members, real_cred's ids, real_parent's tgid", async () => {
   const plan = await taskCapturePlan(profile);
-  const t = profile.tasks;
+  const t = taskLayout(profile);
   const covers = (ranges: CapturePlan["ranges"], offset: number, len: number) =>
     ranges.some((r) => r.offset <= offset && offset + len <= r.offset + r.len);
   for (const member of [t.pid, t.tgid, t.comm, t.real_cred, t.real_parent, t.flags, t.state]) {
@@ -87,7 +88,7 @@ Deno.test("the task plan is learned from readTask: its members, real_cred's ids,
   const byPointer = new Map(plan.follows.map((f) => [f.pointer, f.ranges]));
   const cred = byPointer.get(t.real_cred.offset);
   assert.ok(cred, "real_cred is followed");
-  for (const id of [profile.cred.uid, profile.cred.euid, profile.cred.gid]) {
+  for (const id of [credLayout(profile).uid, credLayout(profile).euid, credLayout(profile).gid]) {
     assert.ok(covers(cred, id.offset, 4), `cred offset ${id.offset}`);
   }
   assert.deepEqual(byPointer.get(t.real_parent.offset), [{ offset: t.tgid.offset, len: 4 }]);
@@ -116,7 +117,7 @@ async function simulatedCapture(plan: CapturePlan, pages: PageCache): Promise<Ra
       const target = await source.u64(task + BigInt(follow.pointer));
       if (target !== 0n) await record(target, FieldsOf.Follow0 + i, follow.ranges);
     }
-    task = (await source.u64(task + BigInt(plan.link))) - BigInt(profile.tasks.tasks.offset);
+    task = (await source.u64(task + BigInt(plan.link))) - BigInt(taskLayout(profile).tasks.offset);
   } while (task !== start);
   return ranges;
 }

@@ -12,7 +12,6 @@ import type { BpfRecord } from "../../../bpf/records.ts";
 import { ListWalkError } from "../../../ids/os/list.ts";
 import { fromBase64, loadSocketFixture } from "../../_helpers/memory_fixture.ts";
 import { socketKey } from "../../_helpers/proc_net.ts";
-import { socketCapturePlan } from "../../../ids/os/plans.ts";
 import { HostileAnswer } from "../../../ids/client/budget.ts";
 import {
   checkedTable,
@@ -25,6 +24,8 @@ import {
   tcpStateName,
 } from "../../../ids/os/sockets.ts";
 import { fixtureBtf, fixtureKallsyms, vmlinuxBtfBytes } from "../../_helpers/profile_fixtures.ts";
+import { socketCapturePlan } from "../../../ids/os/socket_view.ts";
+import { socketLayout, socketLayoutNote } from "../../../ids/os/sockets_layout.ts";
 
 const profile = new KernelProfile({
   release: "6.18",
@@ -73,9 +74,9 @@ Deno.test("tcpStateName() uses the kernel's names, and says which number it does
 });
 
 Deno.test("KernelProfile finds the socket tables of 6.18 without data symbols", () => {
-  const l = profile.sockets;
-  assert.ok(l, profile.socketsNote);
-  assert.equal(profile.socketsNote, undefined);
+  const l = socketLayout(profile);
+  assert.ok(l, socketLayoutNote(profile));
+  assert.equal(socketLayoutNote(profile), undefined);
   assert.equal(l.deathRowPointer, false, "tcp_death_row is embedded since 6.1");
   assert.ok("netMember" in (l.udpTable ?? {}), "net.ipv4.udp_table since 6.2");
   assert.equal(l.listenBucket.nulls, true);
@@ -94,12 +95,12 @@ Deno.test("KernelProfile without socket structs has no socket layout, and says w
     kallsyms: fixtureKallsyms("guest-6.1"),
     pageSize: 4096,
   });
-  assert.equal(p.sockets, undefined);
-  assert.match(p.socketsNote ?? "", /^Kernel has no socket tables the sockets view knows: /);
+  assert.equal(socketLayout(p), undefined);
+  assert.match(socketLayoutNote(p) ?? "", /^Kernel has no socket tables the sockets view knows: /);
 });
 
 Deno.test("the socket capture plan follows sk_socket for full sockets, rsk_listener for requests", async () => {
-  const l = profile.sockets!;
+  const l = socketLayout(profile)!;
   const plan = (await socketCapturePlan(profile))!;
   assert.equal(plan.guard, l.skc_state.offset);
   const follow = (pointer: number) => plan.follows.find((f) => f.pointer === pointer);

@@ -15,6 +15,7 @@ import {
   loadMemoryFixture,
   type MemoryFixture,
 } from "../../_helpers/memory_fixture.ts";
+import { taskLayout } from "../../../ids/os/tasks_layout.ts";
 
 const fixture = await loadMemoryFixture("host-6.18");
 const profile = await fixtureProfile(fixture);
@@ -43,7 +44,7 @@ function withNext(
   value: bigint,
 ): PageCache {
   const cache = fixtureCache(fixture);
-  const at = task + BigInt(profile.tasks.tasks.offset + profile.listHead.next.offset);
+  const at = task + BigInt(taskLayout(profile).tasks.offset + profile.listHead.next.offset);
   const page = cache.pageOf(at);
   const bytes = cache.get(page);
   assert.ok(bytes, `the fixture holds the page of 0x${at.toString(16)}`);
@@ -115,7 +116,12 @@ Deno.test("listTasks without init_task or a start task says why it cannot walk",
 Deno.test("listTasks reports a list whose next pointer loops back to an earlier task", async () => {
   const tasks = await taskAddresses();
   const [, second, , , fifth] = tasks;
-  const cache = withNext(fixture, profile, fifth!, second! + BigInt(profile.tasks.tasks.offset));
+  const cache = withNext(
+    fixture,
+    profile,
+    fifth!,
+    second! + BigInt(taskLayout(profile).tasks.offset),
+  );
   const error = await listTasks(memory(cache), profile, { start }).catch((e) => e);
   assert.ok(error instanceof ListWalkError, String(error));
   assert.match(error.message, /task list .* loops back without reaching its start/);

@@ -3,6 +3,8 @@
 import assert from "node:assert/strict";
 import { Btf } from "../../../ids/profile/btf.ts";
 import { KernelProfile } from "../../../ids/profile/profile.ts";
+import { credLayout, taskLayout } from "../../../ids/os/tasks_layout.ts";
+import { moduleLayout, moduleLayoutNote } from "../../../ids/os/modules_layout.ts";
 import { fixtureKallsyms, vmlinuxBtfBytes } from "../../_helpers/profile_fixtures.ts";
 
 Deno.test("KernelProfile of a real 6.18 kernel has task layouts and no module list", async () => {
@@ -12,17 +14,17 @@ Deno.test("KernelProfile of a real 6.18 kernel has task layouts and no module li
     kallsyms: fixtureKallsyms("machine-6.18"),
     pageSize: 4096,
   });
-  assert.equal(p.tasks.size, 3264);
-  assert.equal(p.tasks.stateMember, "__state");
-  assert.deepEqual(p.tasks.state, { offset: 24, size: 4 });
-  assert.deepEqual(p.tasks.tasks, { offset: 1056, size: 16 });
-  assert.deepEqual(p.tasks.comm, { offset: 1752, size: 16 });
-  assert.deepEqual(p.tasks.real_parent, { offset: 1280, size: 8 });
-  assert.equal(p.cred.size, 184);
-  assert.deepEqual(p.cred.euid, { offset: 24, size: 4 });
+  assert.equal(taskLayout(p).size, 3264);
+  assert.equal(taskLayout(p).stateMember, "__state");
+  assert.deepEqual(taskLayout(p).state, { offset: 24, size: 4 });
+  assert.deepEqual(taskLayout(p).tasks, { offset: 1056, size: 16 });
+  assert.deepEqual(taskLayout(p).comm, { offset: 1752, size: 16 });
+  assert.deepEqual(taskLayout(p).real_parent, { offset: 1280, size: 8 });
+  assert.equal(credLayout(p).size, 184);
+  assert.deepEqual(credLayout(p).euid, { offset: 24, size: 4 });
   assert.equal(p.initTask, undefined);
-  assert.equal(p.modules, undefined);
-  assert.match(p.modulesNote ?? "", /kallsyms has no data symbol modules/);
+  assert.equal(moduleLayout(p), undefined);
+  assert.match(moduleLayoutNote(p) ?? "", /kallsyms has no data symbol modules/);
 });
 
 Deno.test("KernelProfile of a real 6.18 BTF with a modules symbol uses mem[]", async () => {
@@ -33,7 +35,7 @@ Deno.test("KernelProfile of a real 6.18 BTF with a modules symbol uses mem[]", a
     kallsyms: fixtureKallsyms("guest-6.1"),
     pageSize: 4096,
   });
-  const modules = p.modules;
+  const modules = moduleLayout(p);
   assert.ok(modules);
   assert.equal(modules.memory.source, "mem");
   assert.deepEqual(modules.memory.base, { offset: 320, size: 8 });

@@ -1,4 +1,4 @@
-// Every layout decision of the kernel profile, on the real BTF of each kernel the project targets:
+// Every layout decision of the views (ids/os/*_layout.ts), on the real BTF of each kernel the project targets:
 // the bed's guests 5.10 (Debian 11), 6.1 (Debian 12), 6.12 (Debian 13), and this machine's 6.18
 // (tests/testdata/btf/vmlinux-*.btf.gz; capture_guests.ts captures the guests'). No root, no VM.
 // Offsets were checked against `bpftool btf dump file … format c` of the same BTF.
@@ -6,6 +6,9 @@ import assert from "node:assert/strict";
 import { Btf } from "../../../ids/profile/btf.ts";
 import { Kallsyms } from "../../../ids/profile/kallsyms.ts";
 import { KernelProfile } from "../../../ids/profile/profile.ts";
+import { credLayout, taskLayout } from "../../../ids/os/tasks_layout.ts";
+import { moduleLayout } from "../../../ids/os/modules_layout.ts";
+import { socketLayout } from "../../../ids/os/sockets_layout.ts";
 import { vmlinuxBtfBytes } from "../../_helpers/profile_fixtures.ts";
 
 /** The data symbols the profile looks up; their addresses do not matter here. */
@@ -40,7 +43,7 @@ Deno.test("the listening hash: a plain hlist through icsk_listen_portaddr_node b
   ] as const;
   for (const [kernel, bucket] of cases) {
     await t.step(kernel, async () => {
-      const sockets = (await profile(kernel)).sockets;
+      const sockets = socketLayout(await profile(kernel));
       assert.ok(sockets);
       assert.deepEqual(sockets.listenBucket, bucket);
       assert.deepEqual(sockets.ehashBucket, { size: 8, head: 0, nulls: true, link: 104 });
@@ -54,7 +57,7 @@ Deno.test("the death row is embedded in netns_ipv4 on 5.10, 6.1, 6.12 and 6.18",
   const cases = [["5.10", 1152, 48], ["6.1", 704, 64], ["6.12", 832, 64], ["6.18", 896, 64]];
   for (const [kernel, offset, lhash2] of cases) {
     await t.step(`${kernel}`, async () => {
-      const sockets = (await profile(`${kernel}`)).sockets;
+      const sockets = socketLayout(await profile(`${kernel}`));
       assert.ok(sockets);
       assert.equal(sockets.deathRowPointer, false);
       assert.deepEqual(sockets.tcpDeathRow, { offset, size: 128 });
@@ -71,7 +74,7 @@ Deno.test("the UDP table is the udp_table symbol before 6.2 and net->ipv4.udp_ta
   ]];
   for (const [kernel, source] of cases) {
     await t.step(`${kernel}`, async () => {
-      const sockets = (await profile(`${kernel}`)).sockets;
+      const sockets = socketLayout(await profile(`${kernel}`));
       assert.ok(sockets?.udpTable);
       assert.deepEqual(Object.keys(sockets.udpTable), [source]);
       if (source === "symbol") assert.deepEqual(sockets.udpTable, { symbol: 0xffffffff82a00000n });
@@ -89,7 +92,7 @@ Deno.test("the module memory layout is core_layout before 6.4 and mem[] after", 
   ] as const;
   for (const [kernel, source, base, sizes] of cases) {
     await t.step(kernel, async () => {
-      const memory = (await profile(kernel)).modules?.memory;
+      const memory = moduleLayout(await profile(kernel))?.memory;
       assert.ok(memory);
       assert.equal(memory.source, source);
       assert.deepEqual(memory.base, { offset: base, size: 8 });
@@ -107,7 +110,7 @@ Deno.test("the task state is task_struct.state before 5.14 and __state after", a
   ] as const;
   for (const [kernel, member, state, size] of cases) {
     await t.step(kernel, async () => {
-      const tasks = (await profile(kernel)).tasks;
+      const tasks = taskLayout(await profile(kernel));
       assert.equal(tasks.stateMember, member);
       assert.deepEqual(tasks.state, state);
       assert.equal(tasks.size, size);
@@ -119,7 +122,7 @@ Deno.test("the credentials' ids are at the same offsets on every kernel, in a cr
   const cases = [["5.10", 168], ["6.1", 176], ["6.12", 184], ["6.18", 184]] as const;
   for (const [kernel, size] of cases) {
     await t.step(kernel, async () => {
-      const cred = (await profile(kernel)).cred;
+      const cred = credLayout(await profile(kernel));
       assert.deepEqual(cred, {
         size,
         uid: { offset: 8, size: 4 },
