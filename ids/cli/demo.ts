@@ -9,11 +9,11 @@
 import { runChecks } from "../check/check.ts";
 import { DEFAULT_POLICY } from "../detect/policy.ts";
 import { reportText } from "./check.ts";
-import { moduleTable, processTable } from "./format.ts";
+import { viewTable } from "./view_command.ts";
 import { withGuest } from "./session.ts";
 import type { ProcessInfo } from "../os/tasks.ts";
-import { moduleView } from "../os/module_view.ts";
-import { processView } from "../os/process_view.ts";
+import { moduleOutput, moduleView } from "../os/module_view.ts";
+import { processOutput, processView } from "../os/process_view.ts";
 import { moduleLayoutNote } from "../os/modules_layout.ts";
 
 function procPids(): Set<number> {
@@ -38,13 +38,13 @@ export function demo(): Promise<number> {
     console.log(
       `\nProcesses (task list, bulk fetch: ${bulk.cost.roundTrips} round trips, ${bulk.cost.bytes} bytes)`,
     );
-    console.log(processTable(bulk.items));
+    console.log(viewTable(processOutput, bulk.items));
 
     const modules = await guest.acquire(moduleView, "bulk");
     console.log(`\nModules (${modules.items.length})`);
     const note = moduleLayoutNote(guest.profile);
     if (note) console.log(`note: ${note}`);
-    else console.log(moduleTable(modules.items));
+    else console.log(viewTable(moduleOutput, modules.items));
 
     const checks: [string, boolean, string][] = [];
     const bulkKeys = new Set(bulk.items.map(key));

@@ -4,19 +4,13 @@
  *
  * @module
  */
-import { terminalSafeJson } from "../printable.ts";
-import type { FetchMode } from "../guest.ts";
 import type { ProcessInfo } from "../os/tasks.ts";
-import { processJson, processTable } from "./format.ts";
 import { type ConnectOptions, withGuest } from "./session.ts";
+import { printView, type ViewCommandOptions } from "./view_command.ts";
 import { processView } from "../os/process_view.ts";
 
 /** Options of `ids ps`. */
-export interface PsOptions extends ConnectOptions {
-  /** Fetch mode. */
-  fetch: FetchMode;
-  /** Print JSON. */
-  json: boolean;
+export interface PsOptions extends ConnectOptions, ViewCommandOptions {
   /** List only the processes with the `limit` lowest pids. */
   limit?: number;
 }
@@ -34,16 +28,15 @@ export function lowestPids(items: readonly ProcessInfo[], limit?: number): Proce
 
 /** Runs `ids ps`; returns the exit code. */
 export function ps(options: PsOptions): Promise<number> {
-  return withGuest(options, async (guest, _local, progress) => {
-    progress.step(`walking the task list (${options.fetch} mode)`);
-    const { items } = await guest.acquire(processView(), options.fetch);
-    progress.done();
-    const listed = lowestPids(items, options.limit);
-    console.log(
-      options.json
-        ? terminalSafeJson(JSON.stringify(listed.map(processJson), null, 2))
-        : processTable(listed),
-    );
-    return 0;
-  });
+  return withGuest(
+    options,
+    (guest, _local, progress) =>
+      printView(
+        guest,
+        progress,
+        processView(),
+        options,
+        (items) => lowestPids(items, options.limit),
+      ),
+  );
 }

@@ -4,13 +4,14 @@
  *
  * @module
  */
+import { formatAddress } from "../memory/address.ts";
 import { ALL } from "../memory/bulk.ts";
 import type { CapturePlan } from "../memory/plan.ts";
 import { recordPlan } from "../memory/plan_recorder.ts";
 import type { KernelProfile } from "../profile/profile.ts";
 import { listModules, type ModuleInfo, readModule } from "./modules.ts";
-import { moduleLayout } from "./modules_layout.ts";
-import { memoized, type View } from "./view.ts";
+import { moduleLayout, moduleLayoutNote } from "./modules_layout.ts";
+import { memoized, type View, type ViewOutput } from "./view.ts";
 
 /**
  * What `listModules` reads of each struct module, for `fields` mode (learned
@@ -26,9 +27,23 @@ export const moduleCapturePlan: (profile: KernelProfile) => Promise<CapturePlan 
     );
   });
 
+/** How `ids lsmod` prints modules; a kernel without modules says why. */
+export const moduleOutput: ViewOutput<ModuleInfo> = {
+  walking: "the module list",
+  columns: [
+    { header: "NAME", cell: (m) => m.name },
+    { header: "SIZE", cell: (m) => String(m.size), right: true },
+    { header: "STATE", cell: (m) => m.state },
+    { header: "BASE", cell: (m) => formatAddress(m.base) },
+  ],
+  json: (m) => ({ name: m.name, base: formatAddress(m.base), size: m.size, state: m.state }),
+  note: moduleLayoutNote,
+};
+
 /** The loaded modules, as /proc/modules lists them. */
 export const moduleView: View<ModuleInfo> = {
   name: "modules",
+  output: moduleOutput,
   async source(ctx) {
     const layout = moduleLayout(ctx.profile);
     const plan = await moduleCapturePlan(ctx.profile);

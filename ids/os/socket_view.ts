@@ -25,8 +25,15 @@ import {
   type SocketTables,
   TCP_ONLY_STATES,
 } from "./sockets.ts";
-import { socketLayout } from "./sockets_layout.ts";
-import { memoized, type View, type ViewContext, type ViewSource } from "./view.ts";
+import { socketLayout, socketLayoutNote } from "./sockets_layout.ts";
+import {
+  memoized,
+  type View,
+  type ViewColumn,
+  type ViewContext,
+  type ViewOutput,
+  type ViewSource,
+} from "./view.ts";
 
 /**
  * What `listSockets` reads of each socket on the TCP and UDP tables, for every
@@ -95,12 +102,56 @@ async function entries(
   return await listSockets(mem, ctx.profile, tables, { allNamespaces });
 }
 
+/** An address and port as `1.2.3.4:80` or `[::1]:80`. */
+function endpoint(family: SocketInfo["family"], addr: string, port: number): string {
+  return family === "inet6" ? `[${addr}]:${port}` : `${addr}:${port}`;
+}
+
+const SOCKET_COLUMNS: readonly ViewColumn<SocketInfo | NamespacedSocketInfo>[] = [
+  { header: "PROTO", cell: (s) => s.family === "inet6" ? `${s.proto}6` : s.proto },
+  { header: "LOCAL", cell: (s) => endpoint(s.family, s.local_addr, s.local_port) },
+  { header: "REMOTE", cell: (s) => endpoint(s.family, s.remote_addr, s.remote_port) },
+  { header: "STATE", cell: (s) => s.state },
+  { header: "UID", cell: (s) => String(s.uid), right: true },
+  { header: "INODE", cell: (s) => String(s.inode), right: true },
+  {
+    header: "NETNS",
+    cell: (s) => "netns" in s ? String(s.netns) : "",
+    right: true,
+    shown: (items) => items.some((s) => "netns" in s),
+  },
+];
+
+/**
+ * How `ids sockets` prints sockets: the JSON object has exactly the keys of
+ * {@linkcode SocketInfo}, and `netns` with `--all-namespaces` (whose table has
+ * a NETNS column when there is a socket).
+ */
+export const socketOutput: ViewOutput<SocketInfo | NamespacedSocketInfo> = {
+  walking: "the socket tables",
+  columns: SOCKET_COLUMNS,
+  json: (s) => ({
+    proto: s.proto,
+    family: s.family,
+    local_addr: s.local_addr,
+    local_port: s.local_port,
+    remote_addr: s.remote_addr,
+    remote_port: s.remote_port,
+    state: s.state,
+    uid: s.uid,
+    inode: s.inode,
+    ...("netns" in s ? { netns: s.netns } : {}),
+  }),
+  note: socketLayoutNote,
+};
+
 /**
  * The TCP and UDP sockets (IPv4 and IPv6) of the guest's initial network
  * namespace, as its /proc/net/{tcp,tcp6,udp,udp6} shows them.
  */
 export const socketView: View<SocketInfo> = {
   name: "sockets",
+  output: socketOutput,
   source: socketSource,
   read: async (ctx, mem) => (await entries(ctx, mem, false)).map(socketInfo),
 };
@@ -113,6 +164,7 @@ export const socketView: View<SocketInfo> = {
  */
 export const namespacedSocketView: View<NamespacedSocketInfo> = {
   name: "sockets",
+  output: socketOutput,
   source: socketSource,
   async read(ctx, mem) {
     const found = await entries(ctx, mem, true);

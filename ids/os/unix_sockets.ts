@@ -24,7 +24,7 @@ import { type GuardedPlan, type PlanCase, recordGuardedPlan } from "../memory/pl
 import type { KernelProfile, MemberLayout } from "../profile/profile.ts";
 import { isKernelAddress, ListWalkError, readChain } from "./list.ts";
 import { checkedTable, findInit, KERNEL_MAX_SMALL_HASH, SOCKET_STATE_RANGE } from "./sockets.ts";
-import { memoized, type View, type ViewContext } from "./view.ts";
+import { memoized, type View, type ViewContext, type ViewOutput } from "./view.ts";
 
 /** One Unix-domain socket, as /proc/net/unix shows it (and its peer's inode). */
 export interface UnixSocketInfo {
@@ -282,9 +282,26 @@ export async function listUnixSockets(
   return items;
 }
 
+/**
+ * How `ids sockets --unix` prints Unix-domain sockets: the table in
+ * /proc/net/unix's column order, and each socket as it is in JSON.
+ */
+export const unixSocketOutput: ViewOutput<UnixSocketInfo> = {
+  walking: "the Unix-domain socket table",
+  columns: [
+    { header: "TYPE", cell: (s) => s.type },
+    { header: "STATE", cell: (s) => s.state },
+    { header: "INODE", cell: (s) => String(s.inode), right: true },
+    { header: "PEER", cell: (s) => String(s.peer_inode), right: true },
+    { header: "PATH", cell: (s) => s.path },
+  ],
+  json: (s) => s,
+};
+
 /** The Unix-domain sockets of the guest's initial network namespace, as /proc/net/unix lists them. */
 export const unixSocketView: View<UnixSocketInfo> = {
   name: "unix sockets",
+  output: unixSocketOutput,
   async source(ctx, mem) {
     if (typeof unixLayout(ctx.profile) === "string") return undefined;
     const { table } = await unixTable(ctx, mem);

@@ -6,8 +6,10 @@
  * {@linkcode KernelMemory}. A view never knows which fetch mode filled the
  * memory; it says what to walk, and the acquisition decides how.
  *
- * Adding a view is one file that exports a {@linkcode View}, its test, and
- * one registration line where the CLI names it.
+ * Adding a view is one file that exports a {@linkcode View} (with its
+ * {@linkcode ViewOutput}: the columns and JSON the CLI prints), its test, and
+ * one registration line where the CLI names it (ids/cli/view_command.ts
+ * prints any view).
  *
  * @module
  */
@@ -100,10 +102,43 @@ export interface ViewContext {
   remember<V>(key: string, make: () => Promise<V>): Promise<V>;
 }
 
-/** A view of kernel data: where to find it, and how to read it from memory. */
+/** One column of a view's table for people. */
+export interface ViewColumn<T> {
+  /** The column's header (`PID`). */
+  readonly header: string;
+  /** The cell of one item; guest text is made printable by the table, not here. */
+  cell(item: T): string;
+  /** Whether the column is right-aligned (numbers). */
+  readonly right?: boolean;
+  /** Whether the table has the column at all, given every item; always when absent. */
+  shown?(items: readonly T[]): boolean;
+}
+
+/**
+ * How the CLI prints a view: what its progress line says, its table's
+ * columns, the JSON object of one item, and why it is empty on a kernel
+ * without the structure.
+ */
+export interface ViewOutput<T> {
+  /** What the progress line says is walked (`the task list`). */
+  readonly walking: string;
+  /** The table's columns, in order. */
+  readonly columns: readonly ViewColumn<T>[];
+  /** The JSON value of one item (`--json`): addresses as hex strings. */
+  json(item: T): unknown;
+  /**
+   * Why the view is empty on `profile`'s kernel (the CLI prints it as
+   * `note: …` on stderr); undefined when the kernel has the structure.
+   */
+  note?(profile: KernelProfile): string | undefined;
+}
+
+/** A view of kernel data: where to find it, how to read it from memory, and how it prints. */
 export interface View<T> {
   /** The view's name, for errors and progress lines. */
   readonly name: string;
+  /** How the CLI prints the view's items. */
+  readonly output: ViewOutput<T>;
   /**
    * Where the view's objects are, for `bulk` and `fields` mode to prefetch
    * them in one request; undefined when there is nothing to prefetch (the
