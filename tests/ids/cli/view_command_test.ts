@@ -5,6 +5,7 @@ import { processOutput } from "../../../ids/os/process_view.ts";
 import { socketOutput } from "../../../ids/os/socket_view.ts";
 import { unixSocketOutput } from "../../../ids/os/unix_sockets.ts";
 import type { NamespacedSocketInfo, SocketInfo } from "../../../ids/os/sockets.ts";
+import { SOCKET_JSON_KEYS } from "../../_helpers/proc_net.ts";
 
 const SOCKET: SocketInfo = {
   proto: "tcp",
@@ -76,17 +77,7 @@ Deno.test("viewJson() prints each item as its view declares it", () => {
     }])),
     [{ name: "ext4", base: "0xffffffffc0000000", size: 4096, state: "Live" }],
   );
-  assert.deepEqual(Object.keys(JSON.parse(viewJson(socketOutput, [SOCKET]))[0]), [
-    "proto",
-    "family",
-    "local_addr",
-    "local_port",
-    "remote_addr",
-    "remote_port",
-    "state",
-    "uid",
-    "inode",
-  ]);
+  assert.deepEqual(Object.keys(JSON.parse(viewJson(socketOutput, [SOCKET]))[0]), SOCKET_JSON_KEYS);
   const unix = {
     proto: "unix" as const,
     type: "stream",
