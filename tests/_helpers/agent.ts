@@ -1,11 +1,19 @@
 /**
- * Test helpers that run the real thing: a local agent as a child process, the
- * CLI as a subprocess, snapshots of /proc, bpftool's program list. Every
- * helper that starts a process stops it on every exit path.
+ * Test helpers that run the real thing: the agent as a child process (the one
+ * way tests start one: {@linkcode startAgent} or {@linkcode withAgent}, with
+ * keys made for it; {@linkcode withGuest} adds a connected Guest), the CLI as
+ * a subprocess, snapshots of /proc, bpftool's program list. Every helper that
+ * starts a process stops it on every exit path.
  *
  * @module
  */
-import { type LocalAgent, startLocalAgent } from "../../ids/local_agent.ts";
+import {
+  generateIdentity,
+  type Identity,
+  publicIdentity,
+  writeIdentity,
+} from "../../wire/secure/keys.ts";
+import type { ClientSecurity } from "../../ids/client/channel.ts";
 import { Guest } from "../../ids/guest.ts";
 import { startSleepers as startWorkload } from "../../ids/cli/workload.ts";
 import type { ProcessInfo } from "../../ids/os/tasks.ts";
@@ -31,21 +39,14 @@ export const MAIN = new URL("../../main.ts", import.meta.url).pathname;
 /** Whether this process runs as root (the real-eBPF tests need it). */
 export const IS_ROOT = Deno.uid() === 0;
 
-/** Runs `body` with a local agent (a child process), stopping it afterwards. */
-export async function withLocalAgent<T>(body: (agent: LocalAgent) => Promise<T>): Promise<T> {
-  const agent = await startLocalAgent();
-  try {
-    return await body(agent);
-  } finally {
-    await agent.stop();
-  }
-}
-
-/** Runs `body` with a local agent and a {@linkcode Guest} connected to it, closing both. */
+/**
+ * Runs `body` with an agent from {@linkcode startAgent} and a
+ * {@linkcode Guest} connected to it, closing both.
+ */
 export function withGuest<T>(
-  body: (guest: Guest, agent: LocalAgent) => Promise<T>,
+  body: (guest: Guest, agent: TestAgent) => Promise<T>,
 ): Promise<T> {
-  return withLocalAgent(async (agent) => {
+  return withAgent(async (agent) => {
     const guest = await Guest.open(agent.url, agent.security);
     try {
       return await body(guest, agent);
@@ -244,5 +245,220 @@ export function hasSetpriv(): boolean {
       .outputSync().success;
   } catch {
     return false;
+  }
+}
+
+/** Resolves after `ms`. */
+export function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+// --- Keys ------------------------------------------------------------------------------------
+
+/** An agent identity and an IDS identity, written as files in a private temporary folder. */
+export interface KeySet {
+  /** The folder (removed by `remove()`). */
+  dir: string;
+  /** The IDS's identity. */
+  ids: Identity;
+  /** The agent's identity. */
+  agent: Identity;
+  /** DIR/ids/id, DIR/ids/id.pub, DIR/agent/id, DIR/agent/id.pub. */
+  files: { idsKey: string; idsPub: string; agentKey: string; agentPub: string };
+  /** What the IDS needs to reach this agent. */
+  security: ClientSecurity;
+  /** Removes the folder. */
+  remove(): Promise<void>;
+}
+
+/** Makes fresh keys for an agent and its IDS. */
+export async function makeKeys(): Promise<KeySet> {
+  const dir = await Deno.makeTempDir({ prefix: "ebpfmonitor-security-" });
+  const ids = await generateIdentity("ids (test)");
+  const agent = await generateIdentity("agent (test)");
+  const idsFiles = await writeIdentity(`${dir}/ids`, ids);
+  const agentFiles = await writeIdentity(`${dir}/agent`, agent);
+  return {
+    dir,
+    ids,
+    agent,
+    files: {
+      idsKey: idsFiles.privatePath,
+      idsPub: idsFiles.publicPath,
+      agentKey: agentFiles.privatePath,
+      agentPub: agentFiles.publicPath,
+    },
+    security: { identity: ids, agentKey: publicIdentity(agent) },
+    remove: () => Deno.remove(dir, { recursive: true }).catch(() => {}),
+  };
+}
+
+// --- The agent as a child process ------------------------------------------------------------
+
+/** A process started with `deno run -A main.ts ARGS`, its output collected as it comes. */
+export class CliProcess {
+  readonly #child: Deno.ChildProcess;
+  #stdout = "";
+  #stderr = "";
+  readonly #collecting: Promise<void>;
+  /** Resolves with the exit status. */
+  readonly status: Promise<Deno.CommandStatus>;
+
+  /** Starts `main.ts ARGS`. */
+  constructor(args: string[]) {
+    this.#child = new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", MAIN, ...args],
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+    this.status = this.#child.status;
+    const collect = async (stream: ReadableStream<Uint8Array>, add: (text: string) => void) => {
+      for await (const text of stream.pipeThrough(new TextDecoderStream())) add(text);
+    };
+    this.#collecting = Promise.all([
+      collect(this.#child.stdout, (text) => this.#stdout += text),
+      collect(this.#child.stderr, (text) => this.#stderr += text),
+    ]).then(() => {});
+  }
+
+  /** The child's pid. */
+  get pid(): number {
+    return this.#child.pid;
+  }
+
+  /** What it printed on stdout so far. */
+  get stdout(): string {
+    return this.#stdout;
+  }
+
+  /** What it printed on stderr so far. */
+  get stderr(): string {
+    return this.#stderr;
+  }
+
+  /** Waits until stdout matches `pattern` (or the process exits, or `timeoutMs` passes). */
+  async waitFor(pattern: RegExp, timeoutMs = 20_000): Promise<RegExpExecArray> {
+    const until = Date.now() + timeoutMs;
+    let exited = false;
+    this.status.then(() => exited = true);
+    for (;;) {
+      const match = pattern.exec(this.#stdout);
+      if (match) return match;
+      if (exited) {
+        await this.#collecting;
+        const again = pattern.exec(this.#stdout);
+        if (again) return again;
+        throw new Error(`Process exited before printing ${pattern}: ${this.#stderr.trim()}`);
+      }
+      if (Date.now() > until) {
+        throw new Error(`Process did not print ${pattern} within ${timeoutMs} ms: ${this.#stderr}`);
+      }
+      await sleep(20);
+    }
+  }
+
+  /** Sends `signal` to the child (by its pid); false when it is already gone. */
+  kill(signal: Deno.Signal = "SIGTERM"): boolean {
+    try {
+      this.#child.kill(signal);
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  /** Ends the child (SIGTERM, then SIGKILL after 5 s) and waits for it and its output. */
+  async stop(): Promise<Deno.CommandStatus> {
+    this.kill("SIGTERM");
+    const timer = setTimeout(() => this.kill("SIGKILL"), 5000);
+    try {
+      const status = await this.status;
+      await this.#collecting;
+      return status;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /** Waits for the exit and all output. */
+  async finished(): Promise<Deno.CommandStatus> {
+    const status = await this.status;
+    await this.#collecting;
+    return status;
+  }
+}
+
+/** An agent started from the CLI with keys made for it. */
+export interface TestAgent {
+  /** Where it listens. */
+  url: string;
+  /** Its pid. */
+  pid: number;
+  /** The keys (agent and IDS). */
+  keys: KeySet;
+  /** What the IDS needs to reach it. */
+  security: ClientSecurity;
+  /** The process (output, kill). */
+  process: CliProcess;
+  /** Stops it and removes its keys. */
+  stop(): Promise<void>;
+}
+
+/** Options of {@linkcode startAgent}. */
+export interface StartAgentOptions {
+  /** Keys to use (made fresh when absent; then removed by `stop()`). */
+  keys?: KeySet;
+  /** Port to listen on (0: any). */
+  port?: number;
+  /** Pass -v (log connections). */
+  verbose?: boolean;
+}
+
+/** Starts `main.ts agent --key --trust` on 127.0.0.1 and waits until it listens. */
+export async function startAgent(options: StartAgentOptions = {}): Promise<TestAgent> {
+  const keys = options.keys ?? await makeKeys();
+  const own = options.keys === undefined;
+  const args = [
+    "agent",
+    "--listen",
+    `tcp://127.0.0.1:${options.port ?? 0}`,
+    "--key",
+    keys.files.agentKey,
+    "--trust",
+    keys.files.idsPub,
+  ];
+  if (options.verbose) args.push("-v");
+  const process = new CliProcess(args);
+  try {
+    const match = await process.waitFor(/listening on (\S+)/);
+    return {
+      url: match[1]!,
+      pid: process.pid,
+      keys,
+      security: keys.security,
+      process,
+      async stop() {
+        await process.stop();
+        if (own) await keys.remove();
+      },
+    };
+  } catch (error) {
+    await process.stop();
+    if (own) await keys.remove();
+    throw error;
+  }
+}
+
+/** Runs `body` with an agent from {@linkcode startAgent}, stopping it afterwards. */
+export async function withAgent<T>(
+  body: (agent: TestAgent) => Promise<T>,
+  options: StartAgentOptions = {},
+): Promise<T> {
+  const agent = await startAgent(options);
+  try {
+    return await body(agent);
+  } finally {
+    await agent.stop();
   }
 }

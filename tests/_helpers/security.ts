@@ -1,21 +1,14 @@
 /**
  * Test helpers of the security suite: a seeded PRNG, raw-socket reads, a recording TCP relay,
- * an agent started from the CLI with keys made for it, a fake (impostor) agent, many sleepers
- * started at once, and bpftool's program and link lists. Every helper that starts a process or
+ * a fake (impostor) agent, many sleepers started at once, and bpftool's link lists (the agent
+ * started from the CLI with keys made for it is tests/_helpers/agent.ts's `startAgent`). Every helper that starts a process or
  * a listener stops it on every path; processes are ended by pid only.
  *
  * @module
  */
 import { concatBytes } from "../../wire/bytes.ts";
-import {
-  generateIdentity,
-  type Identity,
-  publicIdentity,
-  writeIdentity,
-} from "../../wire/secure/keys.ts";
 import { acceptSecure, type SecureStream } from "../../wire/secure/secure_stream.ts";
-import type { ClientSecurity } from "../../ids/client/channel.ts";
-import { bpftoolPrograms, bpftoolShow, MAIN } from "./agent.ts";
+import { bpftoolPrograms, bpftoolShow, type KeySet, sleep } from "./agent.ts";
 
 // --- Deterministic randomness ----------------------------------------------------------------
 
@@ -152,11 +145,6 @@ export async function deadline<T>(promise: Promise<T>, ms: number, what: string)
   } finally {
     clearTimeout(timer);
   }
-}
-
-/** Resolves after `ms`. */
-export function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
 // --- Raw sockets -----------------------------------------------------------------------------
@@ -342,216 +330,6 @@ function close(resource: { close(): void }): void {
     resource.close();
   } catch {
     // already closed
-  }
-}
-
-// --- Keys ------------------------------------------------------------------------------------
-
-/** An agent identity and an IDS identity, written as files in a private temporary folder. */
-export interface KeySet {
-  /** The folder (removed by `remove()`). */
-  dir: string;
-  /** The IDS's identity. */
-  ids: Identity;
-  /** The agent's identity. */
-  agent: Identity;
-  /** DIR/ids/id, DIR/ids/id.pub, DIR/agent/id, DIR/agent/id.pub. */
-  files: { idsKey: string; idsPub: string; agentKey: string; agentPub: string };
-  /** What the IDS needs to reach this agent. */
-  security: ClientSecurity;
-  /** Removes the folder. */
-  remove(): Promise<void>;
-}
-
-/** Makes fresh keys for an agent and its IDS. */
-export async function makeKeys(): Promise<KeySet> {
-  const dir = await Deno.makeTempDir({ prefix: "ebpfmonitor-security-" });
-  const ids = await generateIdentity("ids (test)");
-  const agent = await generateIdentity("agent (test)");
-  const idsFiles = await writeIdentity(`${dir}/ids`, ids);
-  const agentFiles = await writeIdentity(`${dir}/agent`, agent);
-  return {
-    dir,
-    ids,
-    agent,
-    files: {
-      idsKey: idsFiles.privatePath,
-      idsPub: idsFiles.publicPath,
-      agentKey: agentFiles.privatePath,
-      agentPub: agentFiles.publicPath,
-    },
-    security: { identity: ids, agentKey: publicIdentity(agent) },
-    remove: () => Deno.remove(dir, { recursive: true }).catch(() => {}),
-  };
-}
-
-// --- The agent as a child process ------------------------------------------------------------
-
-/** A process started with `deno run -A main.ts ARGS`, its output collected as it comes. */
-export class CliProcess {
-  readonly #child: Deno.ChildProcess;
-  #stdout = "";
-  #stderr = "";
-  readonly #collecting: Promise<void>;
-  /** Resolves with the exit status. */
-  readonly status: Promise<Deno.CommandStatus>;
-
-  /** Starts `main.ts ARGS`. */
-  constructor(args: string[]) {
-    this.#child = new Deno.Command(Deno.execPath(), {
-      args: ["run", "-A", MAIN, ...args],
-      stdin: "null",
-      stdout: "piped",
-      stderr: "piped",
-    }).spawn();
-    this.status = this.#child.status;
-    const collect = async (stream: ReadableStream<Uint8Array>, add: (text: string) => void) => {
-      for await (const text of stream.pipeThrough(new TextDecoderStream())) add(text);
-    };
-    this.#collecting = Promise.all([
-      collect(this.#child.stdout, (text) => this.#stdout += text),
-      collect(this.#child.stderr, (text) => this.#stderr += text),
-    ]).then(() => {});
-  }
-
-  /** The child's pid. */
-  get pid(): number {
-    return this.#child.pid;
-  }
-
-  /** What it printed on stdout so far. */
-  get stdout(): string {
-    return this.#stdout;
-  }
-
-  /** What it printed on stderr so far. */
-  get stderr(): string {
-    return this.#stderr;
-  }
-
-  /** Waits until stdout matches `pattern` (or the process exits, or `timeoutMs` passes). */
-  async waitFor(pattern: RegExp, timeoutMs = 20_000): Promise<RegExpExecArray> {
-    const until = Date.now() + timeoutMs;
-    let exited = false;
-    this.status.then(() => exited = true);
-    for (;;) {
-      const match = pattern.exec(this.#stdout);
-      if (match) return match;
-      if (exited) {
-        await this.#collecting;
-        const again = pattern.exec(this.#stdout);
-        if (again) return again;
-        throw new Error(`Process exited before printing ${pattern}: ${this.#stderr.trim()}`);
-      }
-      if (Date.now() > until) {
-        throw new Error(`Process did not print ${pattern} within ${timeoutMs} ms: ${this.#stderr}`);
-      }
-      await sleep(20);
-    }
-  }
-
-  /** Sends `signal` to the child (by its pid); false when it is already gone. */
-  kill(signal: Deno.Signal = "SIGTERM"): boolean {
-    try {
-      this.#child.kill(signal);
-      return true;
-    } catch {
-      return false;
-    }
-  }
-
-  /** Ends the child (SIGTERM, then SIGKILL after 5 s) and waits for it and its output. */
-  async stop(): Promise<Deno.CommandStatus> {
-    this.kill("SIGTERM");
-    const timer = setTimeout(() => this.kill("SIGKILL"), 5000);
-    try {
-      const status = await this.status;
-      await this.#collecting;
-      return status;
-    } finally {
-      clearTimeout(timer);
-    }
-  }
-
-  /** Waits for the exit and all output. */
-  async finished(): Promise<Deno.CommandStatus> {
-    const status = await this.status;
-    await this.#collecting;
-    return status;
-  }
-}
-
-/** An agent started from the CLI with keys made for it. */
-export interface TestAgent {
-  /** Where it listens. */
-  url: string;
-  /** Its pid. */
-  pid: number;
-  /** The keys (agent and IDS). */
-  keys: KeySet;
-  /** What the IDS needs to reach it. */
-  security: ClientSecurity;
-  /** The process (output, kill). */
-  process: CliProcess;
-  /** Stops it and removes its keys. */
-  stop(): Promise<void>;
-}
-
-/** Options of {@linkcode startAgent}. */
-export interface StartAgentOptions {
-  /** Keys to use (made fresh when absent; then removed by `stop()`). */
-  keys?: KeySet;
-  /** Port to listen on (0: any). */
-  port?: number;
-  /** Pass -v (log connections). */
-  verbose?: boolean;
-}
-
-/** Starts `main.ts agent --key --trust` on 127.0.0.1 and waits until it listens. */
-export async function startAgent(options: StartAgentOptions = {}): Promise<TestAgent> {
-  const keys = options.keys ?? await makeKeys();
-  const own = options.keys === undefined;
-  const args = [
-    "agent",
-    "--listen",
-    `tcp://127.0.0.1:${options.port ?? 0}`,
-    "--key",
-    keys.files.agentKey,
-    "--trust",
-    keys.files.idsPub,
-  ];
-  if (options.verbose) args.push("-v");
-  const process = new CliProcess(args);
-  try {
-    const match = await process.waitFor(/listening on (\S+)/);
-    return {
-      url: match[1]!,
-      pid: process.pid,
-      keys,
-      security: keys.security,
-      process,
-      async stop() {
-        await process.stop();
-        if (own) await keys.remove();
-      },
-    };
-  } catch (error) {
-    await process.stop();
-    if (own) await keys.remove();
-    throw error;
-  }
-}
-
-/** Runs `body` with an agent from {@linkcode startAgent}, stopping it afterwards. */
-export async function withAgent<T>(
-  body: (agent: TestAgent) => Promise<T>,
-  options: StartAgentOptions = {},
-): Promise<T> {
-  const agent = await startAgent(options);
-  try {
-    return await body(agent);
-  } finally {
-    await agent.stop();
   }
 }
 

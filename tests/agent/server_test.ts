@@ -12,8 +12,13 @@ import { bpfObject } from "../../bpf/objects.ts";
 import { openChannel } from "../../ids/client/channel.ts";
 import { generateIdentity, type Identity } from "../../wire/secure/keys.ts";
 import { signObject } from "../../wire/secure/sign.ts";
-import type { LocalAgent } from "../../ids/local_agent.ts";
-import { bpftoolPrograms, eventually, IS_ROOT, withLocalAgent } from "../_helpers/agent.ts";
+import {
+  bpftoolPrograms,
+  eventually,
+  IS_ROOT,
+  type TestAgent,
+  withAgent,
+} from "../_helpers/agent.ts";
 
 const ignore = !IS_ROOT;
 
@@ -30,7 +35,7 @@ interface Peer {
   [Symbol.dispose](): void;
 }
 
-async function open(agent: LocalAgent): Promise<Peer> {
+async function open(agent: TestAgent): Promise<Peer> {
   const raw = await openChannel(agent.url, agent.security);
   const identity = agent.security.identity;
   const conn = new FramedConnection(raw);
@@ -63,7 +68,7 @@ async function greet(peer: Peer): Promise<void> {
   assert.equal(answer.type, "result", JSON.stringify(answer));
 }
 
-async function greeted(agent: LocalAgent): Promise<Peer> {
+async function greeted(agent: TestAgent): Promise<Peer> {
   const peer = await open(agent);
   await greet(peer);
   return peer;
@@ -90,7 +95,7 @@ Deno.test({
   name: "agent answers a request before hello with an error and closes the connection (root)",
   ignore,
   fn: () =>
-    withLocalAgent(async (agent) => {
+    withAgent(async (agent) => {
       using peer = await open(agent);
       const answer = await ask(peer, "ping");
       assertError(answer[0]!, "no_hello", /first request must be hello/);
@@ -102,7 +107,7 @@ Deno.test({
   name: "agent answers a hello with a wrong protocol version with error version (root)",
   ignore,
   fn: () =>
-    withLocalAgent(async (agent) => {
+    withAgent(async (agent) => {
       using peer = await open(agent);
       const answer = await last(peer, "hello", { version: PROTOCOL_VERSION + 98 });
       assertError(answer, "version", new RegExp(`this agent speaks ${PROTOCOL_VERSION}`));
@@ -114,7 +119,7 @@ Deno.test({
   name: "agent answers hello with its pid and release, and ping with an empty result (root)",
   ignore,
   fn: () =>
-    withLocalAgent(async (agent) => {
+    withAgent(async (agent) => {
       using peer = await open(agent);
       const hello = await last(peer, "hello", { version: PROTOCOL_VERSION });
       assert.equal(hello.type, "result");
@@ -131,7 +136,7 @@ Deno.test({
   name: "agent answers an unknown operation with unknown_op and keeps the connection (root)",
   ignore,
   fn: () =>
-    withLocalAgent(async (agent) => {
+    withAgent(async (agent) => {
       using peer = await greeted(agent);
       assertError(await last(peer, "frobnicate"), "unknown_op", /frobnicate/);
       await assertPing(peer);
@@ -153,7 +158,7 @@ for (
     name: `agent answers ${what} with an error and closes only that connection (root)`,
     ignore,
     fn: () =>
-      withLocalAgent(async (agent) => {
+      withAgent(async (agent) => {
         using before = await greeted(agent);
         using bad = await greeted(agent);
         await bad.raw.write(bytes);
@@ -172,7 +177,7 @@ Deno.test({
   name: "agent answers a frame that is no message with malformed and closes (root)",
   ignore,
   fn: () =>
-    withLocalAgent(async (agent) => {
+    withAgent(async (agent) => {
       using peer = await greeted(agent);
       await peer.raw.write(encodeFrame({ type: "request", id: "one" }));
       const answer = await peer.conn.receive();
@@ -185,7 +190,7 @@ Deno.test({
   name: "agent answers a load of garbage bytes with a libbpf error and keeps working (root)",
   ignore,
   fn: () =>
-    withLocalAgent(async (agent) => {
+    withAgent(async (agent) => {
       using peer = await greeted(agent);
       const garbage = new TextEncoder().encode("this is not an ELF file, not at all");
       const answer = await last(peer, "load", { name: "garbage", object: garbage });
@@ -203,7 +208,7 @@ Deno.test({
   name: "agent answers run and unload of an unknown handle with bad_handle (root)",
   ignore,
   fn: () =>
-    withLocalAgent(async (agent) => {
+    withAgent(async (agent) => {
       using peer = await greeted(agent);
       const params = new Uint8Array(8);
       assertError(await last(peer, "run", { handle: 42, params }), "bad_handle", /42/);
@@ -216,7 +221,7 @@ Deno.test({
   name: "agent refuses parameters longer than the program's params map (root)",
   ignore,
   fn: () =>
-    withLocalAgent(async (agent) => {
+    withAgent(async (agent) => {
       using peer = await greeted(agent);
       const loaded = await last(peer, "load", {
         name: "read_page",
@@ -240,7 +245,7 @@ Deno.test({
   name: "agent refuses a seventeenth program on one connection with limit (root)",
   ignore,
   fn: () =>
-    withLocalAgent(async (agent) => {
+    withAgent(async (agent) => {
       using peer = await greeted(agent);
       const object = bpfObject("read_page");
       const handles: number[] = [];
@@ -263,7 +268,7 @@ Deno.test({
   name: "agent unloads a connection's programs when the connection closes (root, bpftool)",
   ignore,
   fn: () =>
-    withLocalAgent(async (agent) => {
+    withAgent(async (agent) => {
       const names = new Set(["walk_tasks", "read_page"]);
       const idsBefore = new Set((await bpftoolPrograms()).map((p) => p.id));
       const peer = await greeted(agent);
@@ -293,7 +298,7 @@ Deno.test({
     "agent refuses an eBPF object without a signature, one signed by an untrusted key, and a tampered one (root)",
   ignore,
   fn: () =>
-    withLocalAgent(async (agent) => {
+    withAgent(async (agent) => {
       using peer = await greeted(agent);
       const object = bpfObject("read_page");
       assertError(

@@ -2,7 +2,7 @@
 // it, `deno run -A main.ts ...`, with the exact JSON shapes scripts depend on.
 import assert from "node:assert/strict";
 import { SOCKET_JSON_KEYS } from "../_helpers/proc_net.ts";
-import { IS_ROOT, runCli, withLocalAgent } from "../_helpers/agent.ts";
+import { IS_ROOT, runCli, withAgent } from "../_helpers/agent.ts";
 
 const PS_KEYS = ["pid", "tgid", "ppid", "comm", "uid", "euid", "gid", "state", "kthread", "addr"];
 const LSMOD_KEYS = ["name", "base", "size", "state"];
@@ -59,16 +59,16 @@ Deno.test({
   name: "ids ps --fetch page --json against a running agent prints the same shape (root)",
   ignore: !IS_ROOT,
   fn: () =>
-    withLocalAgent(async (agent) => {
+    withAgent(async (agent) => {
       const run = await runCli([
         "ids",
         "ps",
         "--connect",
         agent.url,
         "--key",
-        agent.keyFiles!.key,
+        agent.keys.files.idsKey,
         "--agent-key",
-        agent.keyFiles!.agentKey,
+        agent.keys.files.agentPub,
         "--fetch",
         "page",
         "--limit",

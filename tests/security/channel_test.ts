@@ -13,7 +13,7 @@ import { HandshakeState } from "../../wire/secure/noise.ts";
 import { DEFAULT_PROLOGUE } from "../../wire/secure/secure_stream.ts";
 import { timestampNow } from "../../wire/secure/replay.ts";
 import { appendMac1 } from "../../wire/secure/mac1.ts";
-import { IS_ROOT } from "../_helpers/agent.ts";
+import { IS_ROOT, sleep, type TestAgent, withAgent } from "../_helpers/agent.ts";
 import {
   connectRaw,
   contains,
@@ -21,9 +21,6 @@ import {
   type Drained,
   Prng,
   Relay,
-  sleep,
-  type TestAgent,
-  withAgent,
   writeQuietly,
 } from "../_helpers/security.ts";
 import { processView } from "../../ids/os/process_view.ts";

@@ -5,7 +5,8 @@ import { AgentClient, AgentError } from "../../ids/client/agent_client.ts";
 import { FramedConnection } from "../../wire/connection.ts";
 import { chunkMessage, PROTOCOL_VERSION, resultMessage } from "../../wire/protocol.ts";
 import type { SecureStream } from "../../wire/secure/secure_stream.ts";
-import { deadline, FakeAgent, makeKeys, sleep } from "../_helpers/security.ts";
+import { deadline, FakeAgent } from "../_helpers/security.ts";
+import { makeKeys, sleep } from "../_helpers/agent.ts";
 
 /** Answers hello, then does `after` with the connection. */
 function fakeAgent(after: (conn: FramedConnection) => Promise<void>) {

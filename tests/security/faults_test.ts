@@ -16,7 +16,15 @@ import {
 } from "../../wire/mod.ts";
 import { initiateSecure } from "../../wire/secure/secure_stream.ts";
 import { signObject } from "../../wire/secure/sign.ts";
-import { IS_ROOT, startSleepers } from "../_helpers/agent.ts";
+import {
+  IS_ROOT,
+  makeKeys,
+  sleep,
+  startAgent,
+  startSleepers,
+  type TestAgent,
+  withAgent,
+} from "../_helpers/agent.ts";
 import {
   connectRaw,
   deadline,
@@ -24,14 +32,9 @@ import {
   freePort,
   heldBpf,
   isAlive,
-  makeKeys,
   Relay,
   sections,
-  sleep,
-  startAgent,
-  type TestAgent,
   waitUnloaded,
-  withAgent,
 } from "../_helpers/security.ts";
 import { processView } from "../../ids/os/process_view.ts";
 

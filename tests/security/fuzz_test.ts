@@ -31,7 +31,7 @@ import {
   type SecureStream,
 } from "../../wire/secure/secure_stream.ts";
 import { signObject } from "../../wire/secure/sign.ts";
-import { IS_ROOT } from "../_helpers/agent.ts";
+import { IS_ROOT, makeKeys, type TestAgent, withAgent } from "../_helpers/agent.ts";
 import {
   connectRaw,
   deadline,
@@ -39,11 +39,8 @@ import {
   FakeAgent,
   fuzzSeed,
   isAlive,
-  makeKeys,
   Prng,
   sections,
-  type TestAgent,
-  withAgent,
   writeQuietly,
 } from "../_helpers/security.ts";
 import { processView } from "../../ids/os/process_view.ts";

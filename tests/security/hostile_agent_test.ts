@@ -4,7 +4,14 @@
 // alert (`ids check`: exit 1), with the IDS's peak memory under a ceiling. Needs root (the
 // real agent loads eBPF programs into this machine's kernel).
 import assert from "node:assert/strict";
-import { IS_ROOT } from "../_helpers/agent.ts";
+import {
+  CliProcess,
+  IS_ROOT,
+  makeKeys,
+  sleep,
+  startAgent,
+  type TestAgent,
+} from "../_helpers/agent.ts";
 import { Guest } from "../../ids/guest.ts";
 import { DEFAULT_GUEST_LIMITS } from "../../ids/limits.ts";
 import { DeadlinePassed } from "../../ids/client/budget.ts";
@@ -21,7 +28,6 @@ import {
   taskMembers,
   TRUTH,
 } from "../_helpers/hostile_agent.ts";
-import { CliProcess, makeKeys, sleep, startAgent, type TestAgent } from "../_helpers/security.ts";
 import { processView } from "../../ids/os/process_view.ts";
 
 /** The IDS's peak RSS must stay under this in every case (measured peaks: docs/security.md). */

@@ -3,7 +3,7 @@
 // checked, the metrics endpoint keeps answering, SIGTERM stops the watch, and the IDS's peak
 // memory stays under a ceiling. Needs root (the real agent behind both guests loads eBPF).
 import assert from "node:assert/strict";
-import { IS_ROOT } from "../_helpers/agent.ts";
+import { IS_ROOT, makeKeys, sleep, startAgent, type TestAgent } from "../_helpers/agent.ts";
 import { type AlertLine, parseLines, scrape, startWatch, vmCounts } from "../_helpers/watch.ts";
 import {
   drip,
@@ -15,7 +15,7 @@ import {
   patchU32,
   RssSampler,
 } from "../_helpers/hostile_agent.ts";
-import { deadline, makeKeys, sleep, startAgent, type TestAgent } from "../_helpers/security.ts";
+import { deadline } from "../_helpers/security.ts";
 
 /** The IDS's peak RSS must stay under this (measured peaks: docs/security.md). */
 const RSS_CEILING = 1536 << 20;

@@ -4,8 +4,8 @@
 import assert from "node:assert/strict";
 import { AgentServer, DEFAULT_SERVER_LIMITS } from "../../agent/server.ts";
 import { publicIdentity } from "../../wire/secure/keys.ts";
-import { IS_ROOT, runCli } from "../_helpers/agent.ts";
-import { CliProcess, deadline, makeKeys, sleep, withAgent } from "../_helpers/security.ts";
+import { CliProcess, IS_ROOT, makeKeys, runCli, sleep, withAgent } from "../_helpers/agent.ts";
+import { deadline } from "../_helpers/security.ts";
 
 const PUBLIC_KEY_LINE = /^ebpfmonitor-id-v1 x25519:[A-Za-z0-9+/]{43}= ed25519:[A-Za-z0-9+/]{43}=/;
 

@@ -3,7 +3,8 @@ import assert from "node:assert/strict";
 import { AgentClient, AgentError } from "../../../ids/client/agent_client.ts";
 import { checkKernelInfo, MAX_BTF_BYTES } from "../../../ids/client/kernel_info.ts";
 import { encodeFrame, FrameReader, parseMessage, PROTOCOL_VERSION } from "../../../wire/mod.ts";
-import { FakeAgent, makeKeys } from "../../_helpers/security.ts";
+import { FakeAgent } from "../../_helpers/security.ts";
+import { makeKeys } from "../../_helpers/agent.ts";
 
 const GOOD = {
   release: "6.1.0-28-amd64",
