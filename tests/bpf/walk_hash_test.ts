@@ -21,13 +21,16 @@ import { socketTablesOf } from "../../ids/os/socket_view.ts";
 import { socketCapturePlan } from "../../ids/os/socket_view.ts";
 import { socketLayoutNote } from "../../ids/os/sockets_layout.ts";
 
-/** Runs a walk to its end; returns its records and fires. */
+/** The ring buffer's size (`EBPFMON_RING_BYTES`, bpf/common.h). */
+const RING_BYTES = 4 << 20;
+
+/** Runs a walk to its end; returns its records, fires and record bytes. */
 function walk(program: LoadedProgram, spec: HashWalkSpec, limit?: number) {
   const run = program.run(encodeHashWalk(spec, limit));
   const records: BpfRecord[] = [];
   for (;;) {
     const step = run.next();
-    if (step.done) return { records, fires: step.value.fires };
+    if (step.done) return { records, fires: step.value.fires, bytes: step.value.bytes };
     for (const record of decodeRecords(step.value)) {
       // Pages are views into the chunk: keep copies.
       records.push({ ...record, payload: record.payload.slice() });
@@ -74,16 +77,21 @@ Deno.test({
         ) {
           const spec = specs[capture];
           const label = `${path} ${capture}`;
-          const { records, fires } = walk(program, spec);
+          const { records, fires, bytes } = walk(program, spec);
           assert.equal(
             records.some((r) => r.kind === RecordKind.Page),
             capture === "pages",
             `${label}: pages sent`,
           );
           assert.equal(records.at(-1)?.kind, RecordKind.End, `${label}: last record`);
-          // The bounded path reads 32 * 8 buckets per fire at most.
+          // The bounded path reads 32 * 8 buckets per fire at most. The bpf_loop path walks every
+          // bucket in one fire, and pauses only when the ring buffer is (all but one object's
+          // room) full: a machine with many sockets (thousands of TIME_WAIT) fills it.
           if (path === "bounded") assert.ok(fires >= buckets / 256, `${label}: ${fires} fires`);
-          else assert.equal(fires, 1, `${label}: fires`);
+          else {
+            const full = Math.floor(bytes / (RING_BYTES / 2));
+            assert.ok(fires <= 1 + full, `${label}: ${fires} fires for ${bytes} bytes`);
+          }
           const heads = records.filter((r) => r.kind === RecordKind.Head).length;
           assert.ok(heads > 0 && heads < buckets, `${label}: ${heads} of ${buckets} buckets sent`);
           const { sockets } = await viewOf(guest, records, spec);
