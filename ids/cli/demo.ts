@@ -10,6 +10,7 @@ import { runChecks } from "../check/check.ts";
 import { DEFAULT_POLICY } from "../detect/policy.ts";
 import { reportText } from "./check.ts";
 import { viewTable } from "./view_command.ts";
+import { lowestPids } from "./ps.ts";
 import { withGuest } from "./session.ts";
 import type { ProcessInfo } from "../os/tasks.ts";
 import { moduleOutput, moduleView } from "../os/module_view.ts";
@@ -38,7 +39,7 @@ export function demo(): Promise<number> {
     console.log(
       `\nProcesses (task list, bulk fetch: ${bulk.cost.roundTrips} round trips, ${bulk.cost.bytes} bytes)`,
     );
-    console.log(viewTable(processOutput, bulk.items));
+    console.log(viewTable(processOutput, lowestPids(bulk.items)));
 
     const modules = await guest.acquire(moduleView, "bulk");
     console.log(`\nModules (${modules.items.length})`);
